@@ -1,0 +1,25 @@
+#pragma once
+/// @file
+/// What a call went through: attempts, timing, where it was answered. Every response carries one.
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace sturdy {
+
+/// How a call went, beyond its payload.
+struct call_info {
+    /// Attempts made, the successful one included (1 when nothing was retried).
+    int attempts = 0;
+    /// From the call's start to its result, every retry and wait included.
+    std::chrono::microseconds latency{0};
+    /// For streams: from the call's start to the first content delivered to the caller.
+    std::optional<std::chrono::microseconds> time_to_first_token;
+    /// The answering reply's x-request-id.
+    std::string request_id;
+    /// For streams: the caller's callback returned false, so the reply is partial by request.
+    bool stopped_early = false;
+};
+
+}  // namespace sturdy

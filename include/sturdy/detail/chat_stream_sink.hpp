@@ -1,0 +1,232 @@
+#pragma once
+// One streamed chat attempt: SSE events become chunks, chunks are assembled, and content reaches
+// the caller only through the call's commit point.
+
+#include <sturdy/chat.hpp>
+#include <sturdy/chat_accumulator.hpp>
+#include <sturdy/error.hpp>
+#include <sturdy/http.hpp>
+#include <sturdy/policy.hpp>
+#include <sturdy/result.hpp>
+#include <sturdy/sse.hpp>
+#include <sturdy/detail/api_error.hpp>
+#include <sturdy/detail/function_ref.hpp>
+#include <sturdy/detail/json_mapping.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sturdy::detail {
+
+using chunk_callback = function_ref<bool(const chat_chunk&)>;
+
+/// Whether a chunk carries something the caller must see: text, a tool call, a refusal,
+/// reasoning, or a finish reason. A bare role chunk does not, so it can wait for the commit.
+inline bool carries_content(const chat_chunk& chunk) {
+    for (const auto& choice : chunk.choices) {
+        const auto& d = choice.delta;
+        if (!d.content.empty() || !d.refusal.empty() || !d.tool_calls.empty() || !choice.finish_reason.empty()) return true;
+        if (d.extra.is_object())
+            for (const auto& [key, value] : d.extra.items())
+                if (!value.is_null() && !(value.is_string() && value.get_ref<const std::string&>().empty())) return true;
+    }
+    return false;
+}
+
+class chat_stream_sink final : public response_sink {
+public:
+    using steady = std::chrono::steady_clock;
+
+    chat_stream_sink(call_context& ctx, int attempt_id, chunk_callback deliver, std::string_view secret,
+                     steady::time_point call_started)
+        : ctx_(ctx), attempt_id_(attempt_id), deliver_(deliver), secret_(secret), call_started_(call_started),
+          attempt_started_(steady::now()), last_event_(attempt_started_) {}
+
+    bool on_head(const http_head& head) override {
+        status_ = head.status;
+        request_id_ = std::string(head.headers.get("x-request-id"));
+        const auto type = head.headers.get("content-type");
+        event_stream_ = type.find("text/event-stream") != std::string_view::npos;
+        collecting_ = status_ < 200 || status_ >= 300 || !event_stream_;
+        return true;
+    }
+
+    bool on_data(std::string_view bytes) override {
+        if (collecting_) {
+            body_.append(bytes.data(), bytes.size());
+            return true;
+        }
+        return parser_.feed(bytes, [this](const sse_event& e) { return on_event(e); });
+    }
+
+    steady::time_point progress_deadline() const override {
+        if (!first_content_ && ctx_.first_token_timeout) return attempt_started_ + *ctx_.first_token_timeout;
+        if (ctx_.idle_timeout) return last_event_ + *ctx_.idle_timeout;
+        return steady::time_point::max();
+    }
+
+    /// The attempt's outcome once the transport returned.
+    result<chat_response> finish(result<http_head> sent) {
+        if (sent && !collecting_ && !stopped()) parser_.finish([this](const sse_event& e) { return on_event(e); });
+        if (user_stopped_) return succeed(true);
+        if (lost_race_) return error(error_kind::cancelled, "another attempt of this call delivered first");
+        if (stream_error_) return with_partial(*stream_error_);
+        if (!sent) return transport_failure(sent.error());
+        ctx_.last_reply.status = sent->status;
+        ctx_.last_reply.headers = std::move(sent->headers);
+        if (status_ < 200 || status_ >= 300)
+            return status_error(status_, ctx_.last_reply.headers, body_, secret_, std::chrono::system_clock::now());
+        if (!event_stream_) return from_plain_body();
+        if (done_ || accumulator_.finished()) return succeed(false);
+        return with_partial(error(error_kind::stream_truncated, "the stream ended before [DONE] and before a finish reason"));
+    }
+
+private:
+    bool stopped() const { return user_stopped_ || lost_race_ || stream_error_.has_value(); }
+
+    bool on_event(const sse_event& e) {
+        last_event_ = steady::now();
+        if (!e.error.empty()) return fail(stream_error(e.error, secret_));
+        if (e.type == "error") return fail(stream_error(e.data, secret_));
+        if (e.data == "[DONE]") {
+            done_ = true;
+            return true;
+        }
+        if (done_) return true;
+        auto j = json::parse(e.data.begin(), e.data.end(), nullptr, false);
+        if (j.is_discarded() || !j.is_object())
+            return fail(error(error_kind::invalid_response, "a stream event is not a JSON object: " + truncate_utf8(e.data, 200)));
+        if (is_error_object(j)) return fail(stream_error(e.data, secret_));
+        chunk_ = chat_chunk{};
+        read_object(j, chunk_);
+        accumulator_.add(chunk_);
+        return offer(std::move(chunk_));
+    }
+
+    // vLLM sends {"object": "error", ...}; most servers {"error": {...}} without choices.
+    static bool is_error_object(const json& j) {
+        if (j.contains("choices")) return false;
+        if (j.contains("error")) return true;
+        auto object = j.find("object");
+        return object != j.end() && object->is_string() && object->get_ref<const std::string&>() == "error";
+    }
+
+    // Chunks before the first content wait, so an attempt that fails before committing can be
+    // retried without the caller seeing anything twice.
+    bool offer(chat_chunk chunk) {
+        if (!first_content_) {
+            if (!carries_content(chunk)) {
+                held_.push_back(std::move(chunk));
+                return true;
+            }
+            if (!commit()) return false;
+        }
+        return deliver(chunk);
+    }
+
+    bool commit() {
+        if (!ctx_.state->try_commit(attempt_id_)) {
+            lost_race_ = true;
+            return false;
+        }
+        first_content_ = steady::now();
+        ctx_.last_reply.latency = std::chrono::duration_cast<std::chrono::microseconds>(*first_content_ - attempt_started_);
+        for (const auto& held : held_)
+            if (!deliver(held)) return false;
+        held_.clear();
+        return true;
+    }
+
+    bool deliver(const chat_chunk& chunk) {
+        if (!deliver_(chunk)) user_stopped_ = true;
+        return !user_stopped_;
+    }
+
+    bool fail(error e) {
+        stream_error_ = std::move(e);
+        return false;
+    }
+
+    result<chat_response> succeed(bool stopped_early) {
+        if (!first_content_ && !stopped_early && !commit()) return error(error_kind::cancelled, "another attempt of this call delivered first");
+        chat_response out = accumulator_.take();
+        out.call.request_id = request_id_;
+        out.call.stopped_early = stopped_early;
+        if (first_content_)
+            out.call.time_to_first_token = std::chrono::duration_cast<std::chrono::microseconds>(*first_content_ - call_started_);
+        ctx_.last_reply.usage = out.usage;
+        return out;
+    }
+
+    error with_partial(const error& e) const {
+        error_details d = e.details();
+        d.partial_content = accumulator_.response().content();
+        if (d.request_id.empty()) d.request_id = request_id_;
+        redact_details(d, secret_);
+        return error(e.kind(), std::move(d));
+    }
+
+    // Timeouts name the limit that passed; a cut connection after a good head is a truncated stream.
+    error transport_failure(const error& e) const {
+        if (e.kind() == error_kind::timeout && steady::now() >= progress_deadline()) {
+            const bool waiting_first = !first_content_ && ctx_.first_token_timeout;
+            const auto limit = waiting_first ? *ctx_.first_token_timeout : ctx_.idle_timeout.value_or(std::chrono::milliseconds(0));
+            return with_partial(error(error_kind::timeout, std::string(waiting_first ? "no first token within " : "no chunk within ") +
+                                                               std::to_string(limit.count()) + " ms"));
+        }
+        if (e.kind() == error_kind::connection && status_ >= 200 && status_ < 300 && event_stream_)
+            return with_partial(error(error_kind::stream_truncated, "the stream was cut off: " + e.message()));
+        return with_partial(e);
+    }
+
+    // A 2xx reply that is not an event stream: an error object, or a server that ignored
+    // "stream": true and answered with a whole completion, which is delivered as one chunk.
+    result<chat_response> from_plain_body() {
+        auto j = json::parse(body_, nullptr, false);
+        if (j.is_object() && is_error_object(j)) return stream_error(body_, secret_);
+        if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array())
+            return error(error_kind::invalid_response, "expected an event stream, got: " + truncate_utf8(body_, 200));
+        chat_response whole;
+        read_object(j, whole);
+        chat_chunk chunk;
+        chunk.id = whole.id;
+        chunk.model = whole.model;
+        chunk.created = whole.created;
+        chunk.system_fingerprint = whole.system_fingerprint;
+        chunk.usage = whole.usage;
+        for (auto& c : whole.choices) {
+            chat_chunk_choice piece;
+            piece.index = c.index;
+            piece.delta = std::move(c.message);
+            piece.finish_reason = std::move(c.finish_reason);
+            chunk.choices.push_back(std::move(piece));
+        }
+        accumulator_.add(chunk);
+        if (!offer(std::move(chunk)) && !user_stopped_) return error(error_kind::cancelled, "another attempt of this call delivered first");
+        return succeed(user_stopped_);
+    }
+
+    call_context& ctx_;
+    int attempt_id_;
+    chunk_callback deliver_;
+    std::string_view secret_;
+    steady::time_point call_started_, attempt_started_, last_event_;
+    std::optional<steady::time_point> first_content_;
+
+    int status_ = 0;
+    std::string request_id_;
+    bool event_stream_ = false, collecting_ = false;
+    std::string body_;
+
+    sse_parser parser_;
+    chat_chunk chunk_;
+    chat_accumulator accumulator_;
+    std::vector<chat_chunk> held_;
+    bool done_ = false, user_stopped_ = false, lost_race_ = false;
+    std::optional<error> stream_error_;
+};
+
+}  // namespace sturdy::detail

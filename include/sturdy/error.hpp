@@ -1,0 +1,143 @@
+#pragma once
+/// @file
+/// The error model: one error type, classified by kind, carrying what the provider said.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace sturdy {
+
+/// What went wrong. The HTTP kinds follow the official SDKs' error classes and status mapping.
+enum class error_kind {
+    bad_request,              ///< 400
+    authentication,           ///< 401
+    permission_denied,        ///< 403
+    not_found,                ///< 404
+    conflict,                 ///< 409
+    unprocessable_entity,     ///< 422
+    rate_limit,               ///< 429
+    internal_server,          ///< 500 and above
+    api_status,               ///< any other error status
+    context_length_exceeded,  ///< a bad request whose prompt does not fit the model's context window
+    connection,               ///< no usable HTTP reply: refused, reset, DNS, TLS
+    timeout,                  ///< a timeout or deadline passed
+    invalid_response,         ///< a successful reply whose body is not what the API promises
+    stream_truncated,         ///< a stream ended without [DONE] and without a finish reason
+    cancelled,                ///< the caller cancelled the call
+    invalid_argument,         ///< the request cannot be sent as given (a malformed URL, say)
+    circuit_open,             ///< a circuit breaker refused the call
+    rate_limited,             ///< a client-side limiter (rate, concurrency, budget) refused the call
+};
+
+/// How many kinds there are, for tables indexed by kind.
+inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(error_kind::rate_limited) + 1;
+
+/// The kind's name, as the CLI prints it: "rate_limit", "stream_truncated"...
+constexpr std::string_view to_string(error_kind kind) noexcept {
+    switch (kind) {
+        case error_kind::bad_request: return "bad_request";
+        case error_kind::authentication: return "authentication";
+        case error_kind::permission_denied: return "permission_denied";
+        case error_kind::not_found: return "not_found";
+        case error_kind::conflict: return "conflict";
+        case error_kind::unprocessable_entity: return "unprocessable_entity";
+        case error_kind::rate_limit: return "rate_limit";
+        case error_kind::internal_server: return "internal_server";
+        case error_kind::api_status: return "api_status";
+        case error_kind::context_length_exceeded: return "context_length_exceeded";
+        case error_kind::connection: return "connection";
+        case error_kind::timeout: return "timeout";
+        case error_kind::invalid_response: return "invalid_response";
+        case error_kind::stream_truncated: return "stream_truncated";
+        case error_kind::cancelled: return "cancelled";
+        case error_kind::invalid_argument: return "invalid_argument";
+        case error_kind::circuit_open: return "circuit_open";
+        case error_kind::rate_limited: return "rate_limited";
+    }
+    return "unknown";
+}
+
+/// The kind the official SDKs give an HTTP error status.
+constexpr error_kind kind_for_status(int status) noexcept {
+    switch (status) {
+        case 400: return error_kind::bad_request;
+        case 401: return error_kind::authentication;
+        case 403: return error_kind::permission_denied;
+        case 404: return error_kind::not_found;
+        case 409: return error_kind::conflict;
+        case 422: return error_kind::unprocessable_entity;
+        case 429: return error_kind::rate_limit;
+        default: return status >= 500 ? error_kind::internal_server : error_kind::api_status;
+    }
+}
+
+/// Everything known about a failure. Strings never contain the API key.
+struct error_details {
+    int status = 0;               ///< HTTP status; 0 when there was none
+    std::string message;          ///< the provider's message, or ours
+    std::string type;             ///< the provider's error type ("invalid_request_error"...)
+    std::string code;             ///< the provider's error code ("insufficient_quota"...)
+    std::string param;            ///< the request parameter the provider blamed
+    std::string request_id;       ///< x-request-id
+    std::string body;             ///< the raw reply body, truncated
+    std::optional<std::chrono::milliseconds> retry_after;  ///< from retry-after-ms / retry-after
+    std::optional<bool> should_retry;                      ///< the server's x-should-retry, if sent
+    std::string partial_content;  ///< text a stream delivered before it failed
+};
+
+/// A failed call. Thrown by the throwing API, held by `result<T>` in the non-throwing one.
+///
+/// `what()` reads "KIND [STATUS]: MESSAGE", the status only when there was one.
+class error : public std::runtime_error {
+public:
+    error(error_kind kind, error_details details)
+        : std::runtime_error(describe(kind, details)),
+          kind_(kind),
+          details_(std::make_shared<const error_details>(std::move(details))) {}
+
+    error(error_kind kind, std::string message, int status = 0)
+        : error(kind, with_message(std::move(message), status)) {}
+
+    error_kind kind() const noexcept { return kind_; }
+    /// True for the kind itself and for its parent: a context_length_exceeded error is a bad_request.
+    bool is(error_kind k) const noexcept {
+        return k == kind_ || (k == error_kind::bad_request && kind_ == error_kind::context_length_exceeded);
+    }
+    const error_details& details() const noexcept { return *details_; }
+    int status() const noexcept { return details_->status; }
+    const std::string& message() const noexcept { return details_->message; }
+    const std::string& type() const noexcept { return details_->type; }
+    const std::string& code() const noexcept { return details_->code; }
+    const std::string& param() const noexcept { return details_->param; }
+    const std::string& request_id() const noexcept { return details_->request_id; }
+    const std::string& body() const noexcept { return details_->body; }
+    const std::string& partial_content() const noexcept { return details_->partial_content; }
+    std::optional<std::chrono::milliseconds> retry_after() const noexcept { return details_->retry_after; }
+
+private:
+    static error_details with_message(std::string message, int status) {
+        error_details d;
+        d.message = std::move(message);
+        d.status = status;
+        return d;
+    }
+    static std::string describe(error_kind kind, const error_details& d) {
+        std::string s(to_string(kind));
+        if (d.status != 0) s += " [" + std::to_string(d.status) + "]";
+        s += ": ";
+        s += d.message.empty() ? std::string("(no message)") : d.message;
+        return s;
+    }
+
+    error_kind kind_;
+    // Shared so that copies, which exceptions and results make, cannot throw.
+    std::shared_ptr<const error_details> details_;
+};
+
+}  // namespace sturdy

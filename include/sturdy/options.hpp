@@ -1,0 +1,68 @@
+#pragma once
+/// @file
+/// Where a client sends its calls, as whom, and how long it waits.
+
+#include <sturdy/cancellation.hpp>
+#include <sturdy/detail/env.hpp>
+#include <sturdy/http.hpp>
+#include <sturdy/version.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace sturdy {
+
+/// An OpenAI-compatible API and the credentials for it.
+struct endpoint {
+    /// The API's base URL, up to and including the version ("https://api.openai.com/v1").
+    std::string base_url = "https://api.openai.com/v1";
+    /// Sent as "Authorization: Bearer <key>"; never written into an error or log line.
+    std::string api_key;
+    /// Sent as OpenAI-Organization / OpenAI-Project when set.
+    std::string organization;
+    std::string project;
+    /// Sent with every request.
+    header_list default_headers;
+};
+
+/// Settings of a client.
+///
+///     auto opts = sturdy::client_options::from_env();     // OPENAI_BASE_URL, OPENAI_API_KEY...
+///     opts.timeout = std::chrono::seconds(30);
+struct client_options : endpoint {
+    /// Longest wait for a connection.
+    std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+    /// Longest wait for one attempt, from request to the end of the reply (streams included).
+    std::chrono::milliseconds timeout = std::chrono::seconds(600);
+    std::string user_agent = "sturdy/" STURDY_VERSION;
+
+    /// OpenAI's variables: OPENAI_BASE_URL (default https://api.openai.com/v1), OPENAI_API_KEY,
+    /// OPENAI_ORG_ID and OPENAI_PROJECT_ID.
+    static client_options from_env() {
+        client_options o;
+        o.base_url = detail::env_or("OPENAI_BASE_URL", o.base_url);
+        o.api_key = detail::env_or("OPENAI_API_KEY");
+        o.organization = detail::env_or("OPENAI_ORG_ID");
+        o.project = detail::env_or("OPENAI_PROJECT_ID");
+        return o;
+    }
+};
+
+/// Settings of one call, over the client's.
+struct request_options {
+    /// Replaces the client's per-attempt timeout.
+    std::optional<std::chrono::milliseconds> timeout;
+    /// A bound on the whole call: every attempt, retry wait and stream included.
+    std::optional<std::chrono::milliseconds> total_timeout;
+    /// Streams: longest wait from the start of an attempt to its first content.
+    std::optional<std::chrono::milliseconds> first_token_timeout;
+    /// Streams: longest gap between two chunks.
+    std::optional<std::chrono::milliseconds> idle_timeout;
+    /// Extra headers for this call.
+    header_list headers;
+    /// Cancels the call from another thread.
+    cancellation_token cancel;
+};
+
+}  // namespace sturdy

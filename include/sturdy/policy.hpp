@@ -1,0 +1,189 @@
+#pragma once
+/// @file
+/// The policy seam: what a policy is, and the context every attempt of a call shares.
+///
+/// A Policy is a class with one member template, callable on a const object from many threads:
+///
+///     template <class Attempt>
+///     auto execute(sturdy::call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
+///
+/// `attempt(ctx)` makes one try and returns its outcome, a `sturdy::result<T>`: a value or a typed
+/// error. A policy may call it once (a breaker, a limiter), several times (retry), with a changed
+/// context (a timeout narrows `ctx.deadline`, a fallback sets `ctx.route`), or on copies of the
+/// context from other threads (hedging). It returns an outcome; it does not throw for a failed
+/// attempt. Outcomes flow through policies as values, as in Polly's pipelines.
+
+#include <sturdy/call_info.hpp>
+#include <sturdy/cancellation.hpp>
+#include <sturdy/clock.hpp>
+#include <sturdy/error.hpp>
+#include <sturdy/http.hpp>
+#include <sturdy/options.hpp>
+#include <sturdy/usage.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sturdy {
+
+/// What a call does.
+enum class operation { chat, chat_stream, list_models, retrieve_model, embeddings };
+
+constexpr std::string_view to_string(operation op) noexcept {
+    switch (op) {
+        case operation::chat: return "chat";
+        case operation::chat_stream: return "chat_stream";
+        case operation::list_models: return "list_models";
+        case operation::retrieve_model: return "retrieve_model";
+        case operation::embeddings: return "embeddings";
+    }
+    return "unknown";
+}
+
+/// A point in time on a given clock, or no deadline at all.
+class deadline {
+public:
+    deadline() = default;
+    deadline(std::shared_ptr<const sturdy::clock> on, clock::time_point at) : clock_(std::move(on)), at_(at) {}
+
+    /// The deadline `d` from now on `on`.
+    static deadline after(std::shared_ptr<const sturdy::clock> on, clock::duration d) {
+        auto now = on->now();
+        return deadline(std::move(on), now + d);
+    }
+
+    bool is_set() const noexcept { return static_cast<bool>(clock_); }
+    /// Time left; clock::duration::max() when unset, zero or less once passed.
+    clock::duration remaining() const {
+        return clock_ ? at_ - clock_->now() : clock::duration::max();
+    }
+    bool expired() const { return clock_ && remaining() <= clock::duration::zero(); }
+
+    /// The earlier of two deadlines (compared by time left, so they may come from different clocks).
+    static deadline earliest(const deadline& a, const deadline& b) {
+        if (!a.is_set()) return b;
+        if (!b.is_set()) return a;
+        return a.remaining() <= b.remaining() ? a : b;
+    }
+
+private:
+    std::shared_ptr<const sturdy::clock> clock_;
+    clock::time_point at_{};
+};
+
+/// Where an attempt goes when a policy (a fallback chain, a traffic split) sends it elsewhere
+/// than the client's own endpoint and the request's model.
+struct route {
+    std::string name;                          ///< for reports and events
+    std::shared_ptr<const sturdy::endpoint> endpoint;  ///< null: the client's own
+    std::string model;                         ///< empty: the request's own
+};
+
+/// State every attempt of one call shares, on every thread.
+class call_state {
+public:
+    /// A new attempt's number, 1-based.
+    int begin_attempt() noexcept { return attempts_.fetch_add(1, std::memory_order_relaxed) + 1; }
+    int attempts() const noexcept { return attempts_.load(std::memory_order_relaxed); }
+
+    /// Streams: claims the right to deliver content to the caller for attempt `id`. The first claim
+    /// wins; from then on the call is committed and must never be replayed.
+    bool try_commit(int id) noexcept {
+        int expected = 0;
+        return owner_.compare_exchange_strong(expected, id) || expected == id;
+    }
+    bool committed() const noexcept { return owner_.load() != 0; }
+
+    /// Errors met on the way to the outcome, oldest first (retries, fallbacks, hedges).
+    void note_error(const error& e) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        errors_.push_back(e);
+    }
+    std::vector<error> errors() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return errors_;
+    }
+
+    /// A fallback or split took the call to another route.
+    void note_route(const std::string& name, bool fallback) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        route_ = name;
+        if (fallback) ++fallbacks_;
+    }
+    std::string route_name() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return route_;
+    }
+    int fallbacks() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return fallbacks_;
+    }
+
+private:
+    std::atomic<int> attempts_{0};
+    std::atomic<int> owner_{0};
+    mutable std::mutex mutex_;
+    std::vector<error> errors_;
+    std::string route_;
+    int fallbacks_ = 0;
+};
+
+/// What the last attempt through a context saw of its reply.
+struct reply_observation {
+    int status = 0;
+    response_headers headers;
+    std::optional<token_usage> usage;
+    /// From the attempt's start to its reply (to its first content, for a stream).
+    std::chrono::microseconds latency{0};
+};
+
+/// One call as policies see it: what it is, where it goes, how long it may take. Policies narrow
+/// it for the attempts they make, and copy it for attempts on other threads.
+struct call_context {
+    call_context(operation what, std::string_view requested_model, call_state& shared)
+        : op(what), model(requested_model), state(&shared) {}
+
+    operation op;
+    /// The model the request names; `route->model` replaces it when set.
+    std::string_view model;
+    /// Estimated prompt tokens of the request, for token limits and context-window checks.
+    std::int64_t estimated_prompt_tokens = 0;
+    /// The most tokens the reply may add (max_tokens), when the request bounds it.
+    std::optional<std::int64_t> max_output_tokens;
+
+    /// The call's deadline; inside a per-attempt timeout, that attempt's.
+    sturdy::deadline deadline;
+    /// Streams: the longest wait for the first content, and the longest gap between chunks.
+    std::optional<std::chrono::milliseconds> first_token_timeout;
+    std::optional<std::chrono::milliseconds> idle_timeout;
+    cancellation_token cancel;
+    /// Set by routing policies; null means the client's endpoint and the request's model.
+    std::shared_ptr<const sturdy::route> route;
+
+    call_state* state;
+    /// Filled by each attempt made through this context.
+    reply_observation last_reply;
+
+    /// The model this attempt will ask for.
+    std::string_view effective_model() const noexcept {
+        return route && !route->model.empty() ? std::string_view(route->model) : model;
+    }
+};
+
+/// The policy that does nothing: one attempt, its outcome returned as is.
+struct no_policy {
+    template <class Attempt>
+    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+        return attempt(ctx);
+    }
+};
+
+}  // namespace sturdy

@@ -1,0 +1,185 @@
+#pragma once
+/// @file
+/// The retry policy. Its defaults are the official SDKs' contract; every part of it can be changed.
+
+#include <sturdy/backoff.hpp>
+#include <sturdy/clock.hpp>
+#include <sturdy/error.hpp>
+#include <sturdy/policy.hpp>
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+namespace sturdy {
+
+class retry_budget;
+
+/// Whether an error is worth another attempt, by the official SDKs' rules: the server's
+/// `x-should-retry` decides when sent; otherwise 408, 409, 429, 5xx, connection errors and
+/// timeouts are retried. Improvements: a 429 for `insufficient_quota` is not transient, and a
+/// stream cut off before its first content is.
+inline bool is_transient(const error& e) {
+    if (auto hint = e.details().should_retry) return *hint;
+    switch (e.kind()) {
+        case error_kind::connection:
+        case error_kind::timeout:
+        case error_kind::stream_truncated:
+        case error_kind::internal_server:
+        case error_kind::conflict:
+            return true;
+        case error_kind::rate_limit:
+            return e.code() != "insufficient_quota";
+        case error_kind::api_status:
+            return e.status() == 408;
+        default:
+            return false;
+    }
+}
+
+/// What to do with a Retry-After longer than `retry_options::retry_after_limit`.
+enum class long_retry_after {
+    use_backoff,  ///< ignore it and use the backoff delay (the official SDKs)
+    wait_limit,   ///< wait the limit instead
+    give_up,      ///< do not retry
+};
+
+/// Reported before each retry's wait.
+struct retry_event {
+    operation op;
+    std::string_view model;
+    int retry;                    ///< 1 for the first retry
+    clock::duration delay;        ///< the wait before it
+    const error& cause;           ///< the failure being retried
+    bool from_retry_after;        ///< the delay is the server's Retry-After
+};
+
+/// Settings of a retry policy. The defaults are the official SDKs' contract.
+struct retry_options {
+    /// Retries after the first attempt.
+    int max_retries = 2;
+    /// Which errors to retry.
+    std::function<bool(const error&)> retry_on = is_transient;
+    /// Retries allowed per error kind, replacing `retry_on` and `max_retries` for that kind (as
+    /// LiteLLM's RetryPolicy): `opts.retries_for(error_kind::rate_limit, 5)`.
+    std::array<std::optional<int>, error_kind_count> max_retries_by_kind{};
+    /// How long to wait.
+    sturdy::backoff backoff = sturdy::backoff::official();
+    /// Bounds on a backoff delay (a server's Retry-After is governed by the two settings below).
+    clock::duration min_delay = clock::duration::zero();
+    clock::duration max_delay = clock::duration::max();
+    /// A Retry-After in (0, limit] is waited as asked.
+    clock::duration retry_after_limit = std::chrono::seconds(60);
+    long_retry_after beyond_limit = long_retry_after::use_backoff;
+    /// No retry starts after this much time since the call began.
+    std::optional<clock::duration> max_elapsed;
+    /// Shared across calls: retries stop when it is spent (see sturdy/retry_budget.hpp).
+    std::shared_ptr<retry_budget> budget;
+    /// Called before each retry's wait.
+    std::function<void(const retry_event&)> on_retry;
+
+    retry_options& retries_for(error_kind kind, int retries) {
+        max_retries_by_kind[static_cast<std::size_t>(kind)] = retries;
+        return *this;
+    }
+};
+
+/// Retries failed attempts with backoff, honouring the server's Retry-After. Never retries a
+/// stream once content reached the caller, never waits past the call's deadline, and stops
+/// waiting when the call is cancelled.
+///
+///     sturdy::retry_policy retry;                       // the official contract
+///     sturdy::retry_options opts;
+///     opts.max_retries = 5;
+///     opts.backoff = sturdy::backoff::decorrelated_jitter(100ms, 10s);
+///     sturdy::retry_policy patient(opts);
+class retry_policy {
+public:
+    explicit retry_policy(retry_options options = {}, sturdy::timing timing = {})
+        : options_(std::move(options)), timing_(std::move(timing)) {}
+    /// The official contract with `max_retries` retries.
+    explicit retry_policy(int max_retries) : retry_policy(with_retries(max_retries)) {}
+
+    const retry_options& options() const noexcept { return options_; }
+
+    template <class Attempt>
+    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
+
+private:
+    static retry_options with_retries(int n) {
+        retry_options o;
+        o.max_retries = n;
+        return o;
+    }
+
+    struct plan {
+        clock::duration delay;
+        bool from_retry_after;
+    };
+    std::optional<plan> next_wait(const call_context& ctx, const error& e, int retries, int retries_of_kind,
+                                  backoff_state& state, clock::time_point started) const;
+
+    retry_options options_;
+    sturdy::timing timing_;
+};
+
+}  // namespace sturdy
+
+#include <sturdy/retry_budget.hpp>
+
+namespace sturdy {
+
+template <class Attempt>
+auto retry_policy::execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+    const auto started = timing_.clock->now();
+    if (options_.budget) options_.budget->record_call();
+    backoff_state state;
+    std::array<int, error_kind_count> retries_by_kind{};
+    for (int retries = 0;; ++retries) {
+        auto outcome = attempt(ctx);
+        if (outcome) return outcome;
+        const error& failure = outcome.error();
+        const auto kind = static_cast<std::size_t>(failure.kind());
+        auto wait = next_wait(ctx, failure, retries, retries_by_kind[kind], state, started);
+        if (!wait) return outcome;
+        ++retries_by_kind[kind];
+        if (options_.on_retry)
+            options_.on_retry(retry_event{ctx.op, ctx.effective_model(), retries + 1, wait->delay, failure, wait->from_retry_after});
+        if (!timing_.clock->sleep_for(wait->delay, ctx.cancel))
+            return error(error_kind::cancelled, "cancelled while waiting to retry after: " + std::string(failure.what()));
+    }
+}
+
+inline std::optional<retry_policy::plan> retry_policy::next_wait(const call_context& ctx, const error& e, int retries,
+                                                                 int retries_of_kind, backoff_state& state,
+                                                                 clock::time_point started) const {
+    // A stream that delivered content must not be replayed; a cancelled call is over.
+    if (ctx.state->committed() || ctx.cancel.cancelled()) return std::nullopt;
+    const auto& per_kind = options_.max_retries_by_kind[static_cast<std::size_t>(e.kind())];
+    if (per_kind ? retries_of_kind >= *per_kind : (retries >= options_.max_retries || !options_.retry_on(e)))
+        return std::nullopt;
+
+    plan p{clock::duration::zero(), false};
+    const auto asked = e.retry_after();
+    if (asked && *asked > clock::duration::zero() && *asked <= options_.retry_after_limit) {
+        p = {*asked, true};
+    } else if (asked && *asked > options_.retry_after_limit && options_.beyond_limit != long_retry_after::use_backoff) {
+        if (options_.beyond_limit == long_retry_after::give_up) return std::nullopt;
+        p = {options_.retry_after_limit, true};
+    } else {
+        auto d = options_.backoff.next(state, *timing_.random);
+        p = {std::clamp(d, options_.min_delay, std::max(options_.min_delay, options_.max_delay)), false};
+    }
+
+    if (options_.max_elapsed && timing_.clock->now() - started + p.delay > *options_.max_elapsed) return std::nullopt;
+    // Fail now rather than sleep into a deadline that leaves no time for the attempt.
+    if (ctx.deadline.is_set() && p.delay >= ctx.deadline.remaining()) return std::nullopt;
+    if (options_.budget && !options_.budget->try_spend()) return std::nullopt;
+    return p;
+}
+
+}  // namespace sturdy

@@ -1,0 +1,33 @@
+#pragma once
+/// @file
+/// The umbrella header: everything a sturdy user needs.
+
+#include <sturdy/version.hpp>
+
+#include <sturdy/error.hpp>
+#include <sturdy/result.hpp>
+#include <sturdy/cancellation.hpp>
+#include <sturdy/clock.hpp>
+
+#include <sturdy/http.hpp>
+#include <sturdy/transport.hpp>
+#include <sturdy/curl_transport.hpp>
+#include <sturdy/sse.hpp>
+
+#include <sturdy/usage.hpp>
+#include <sturdy/chat.hpp>
+#include <sturdy/chat_accumulator.hpp>
+#include <sturdy/models.hpp>
+#include <sturdy/embeddings.hpp>
+#include <sturdy/call_info.hpp>
+
+#include <sturdy/options.hpp>
+#include <sturdy/providers.hpp>
+
+#include <sturdy/policy.hpp>
+#include <sturdy/retry_after.hpp>
+#include <sturdy/backoff.hpp>
+#include <sturdy/retry.hpp>
+#include <sturdy/retry_budget.hpp>
+
+#include <sturdy/client.hpp>

@@ -1,0 +1,308 @@
+#include <sturdy/result.hpp>
+#include <sturdy/retry.hpp>
+#include <sturdy/retry_budget.hpp>
+#include <sturdy/testing/fake_clock.hpp>
+
+#include "support/catch.hpp"
+
+#include <cmath>
+#include <deque>
+#include <thread>
+
+using namespace std::chrono;
+using sturdy::error;
+using sturdy::error_kind;
+
+namespace {
+
+error http_error(int status, std::string code = "", std::optional<milliseconds> retry_after = std::nullopt,
+                 std::optional<bool> should_retry = std::nullopt) {
+    sturdy::error_details d;
+    d.status = status;
+    d.message = "scripted";
+    d.code = std::move(code);
+    d.retry_after = retry_after;
+    d.should_retry = should_retry;
+    return error(sturdy::kind_for_status(status), std::move(d));
+}
+
+// Runs `policy` over scripted outcomes (errors first, then success) and returns what it did.
+struct run_result {
+    sturdy::result<int> outcome;
+    int attempts;
+    std::vector<sturdy::clock::duration> sleeps;
+};
+
+template <class Policy>
+run_result run(const Policy& policy, sturdy::testing::fake_clock& fake, std::deque<error> failures,
+               sturdy::call_context* given = nullptr) {
+    sturdy::call_state state;
+    sturdy::call_context local(sturdy::operation::chat, "m", state);
+    sturdy::call_context& ctx = given ? *given : local;
+    int attempts = 0;
+    auto outcome = policy.execute(ctx, [&](sturdy::call_context&) -> sturdy::result<int> {
+        ++attempts;
+        if (failures.empty()) return 42;
+        auto e = failures.front();
+        failures.pop_front();
+        return e;
+    });
+    return {outcome, attempts, fake.sleeps()};
+}
+
+double seconds_of(sturdy::clock::duration d) { return duration<double>(d).count(); }
+
+}  // namespace
+
+TEST_CASE("retry: the official schedule, exactly, in virtual time", "[retry]") {
+    sturdy::testing::fake_clock fake(7);
+    sturdy::retry_policy retry(sturdy::retry_options{}, fake.timing());
+    auto r = run(retry, fake, {http_error(500), http_error(503)});
+    CHECK(r.outcome.has_value());
+    CHECK(r.attempts == 3);
+    REQUIRE(r.sleeps.size() == 2);
+    // Replay the same random draws: delay n = min(0.5 * 2^n, 8) * (1 - 0.25 * U).
+    sturdy::testing::fake_clock same_seed(7);
+    for (int n = 0; n < 2; ++n) {
+        const double expected = std::min(0.5 * std::pow(2.0, n), 8.0) * (1 - 0.25 * same_seed.next_unit());
+        CHECK(seconds_of(r.sleeps[static_cast<std::size_t>(n)]) == Approx(expected).margin(1e-9));  // whole nanoseconds
+    }
+    CHECK(seconds_of(r.sleeps[0]) > 0.375);
+    CHECK(seconds_of(r.sleeps[0]) <= 0.5);
+    CHECK(seconds_of(r.sleeps[1]) > 0.75);
+    CHECK(seconds_of(r.sleeps[1]) <= 1.0);
+}
+
+TEST_CASE("retry: two retries by default, then the last error", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    auto r = run(sturdy::retry_policy(sturdy::retry_options{}, fake.timing()), fake, {http_error(500), http_error(502), http_error(503), http_error(504)});
+    REQUIRE_FALSE(r.outcome.has_value());
+    CHECK(r.outcome.error().status() == 503);
+    CHECK(r.attempts == 3);
+}
+
+TEST_CASE("retry: the backoff is capped at 8 seconds", "[retry]") {
+    sturdy::testing::fake_clock fake(1);
+    sturdy::retry_options opts;
+    opts.max_retries = 8;
+    auto r = run(sturdy::retry_policy(opts, fake.timing()), fake, std::deque<error>(8, http_error(500)));
+    REQUIRE(r.sleeps.size() == 8);
+    for (auto s : r.sleeps) CHECK(seconds_of(s) <= 8.0);
+    CHECK(seconds_of(r.sleeps.back()) > 6.0);
+}
+
+TEST_CASE("retry: which errors are retried", "[retry]") {
+    auto attempts_for = [](error e) {
+        sturdy::testing::fake_clock fake;
+        return run(sturdy::retry_policy(sturdy::retry_options{}, fake.timing()), fake, {e}).attempts;
+    };
+    CHECK(attempts_for(http_error(408)) == 2);
+    CHECK(attempts_for(http_error(409)) == 2);
+    CHECK(attempts_for(http_error(429)) == 2);
+    CHECK(attempts_for(http_error(500)) == 2);
+    CHECK(attempts_for(error(error_kind::connection, "refused")) == 2);
+    CHECK(attempts_for(error(error_kind::timeout, "slow")) == 2);
+    CHECK(attempts_for(error(error_kind::stream_truncated, "cut")) == 2);
+    CHECK(attempts_for(http_error(400)) == 1);
+    CHECK(attempts_for(http_error(401)) == 1);
+    CHECK(attempts_for(http_error(403)) == 1);
+    CHECK(attempts_for(http_error(404)) == 1);
+    CHECK(attempts_for(http_error(422)) == 1);
+    CHECK(attempts_for(error(error_kind::invalid_response, "garbled")) == 1);
+    CHECK(attempts_for(error(error_kind::cancelled, "stop")) == 1);
+    // Improvement over the official contract: exhausted quota does not come back in a second.
+    CHECK(attempts_for(http_error(429, "insufficient_quota")) == 1);
+}
+
+TEST_CASE("retry: x-should-retry overrides the status rules", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_policy retry(sturdy::retry_options{}, fake.timing());
+    CHECK(run(retry, fake, {http_error(500, "", std::nullopt, false)}).attempts == 1);
+    CHECK(run(retry, fake, {http_error(400, "", std::nullopt, true)}).attempts == 2);
+}
+
+TEST_CASE("retry: a Retry-After in (0, 60] s is waited as asked", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    auto r = run(sturdy::retry_policy(sturdy::retry_options{}, fake.timing()), fake,
+                 {http_error(429, "", milliseconds(2500)), http_error(429, "", seconds(60))});
+    REQUIRE(r.sleeps.size() == 2);
+    CHECK(r.sleeps[0] == milliseconds(2500));
+    CHECK(r.sleeps[1] == seconds(60));
+}
+
+TEST_CASE("retry: a Retry-After of zero, negative or over the limit falls back to the backoff", "[retry]") {
+    for (auto asked : {milliseconds(0), milliseconds(-5000), milliseconds(61000)}) {
+        sturdy::testing::fake_clock fake(3);
+        auto r = run(sturdy::retry_policy(sturdy::retry_options{}, fake.timing()), fake, {http_error(429, "", asked)});
+        REQUIRE(r.sleeps.size() == 1);
+        CHECK(seconds_of(r.sleeps[0]) <= 0.5);
+        CHECK(seconds_of(r.sleeps[0]) > 0.375);
+    }
+}
+
+TEST_CASE("retry: a long Retry-After can be capped or refused", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_options cap;
+    cap.retry_after_limit = seconds(10);
+    cap.beyond_limit = sturdy::long_retry_after::wait_limit;
+    auto capped = run(sturdy::retry_policy(cap, fake.timing()), fake, {http_error(429, "", seconds(300))});
+    REQUIRE(capped.sleeps.size() == 1);
+    CHECK(capped.sleeps[0] == seconds(10));
+
+    sturdy::testing::fake_clock fake2;
+    sturdy::retry_options refuse;
+    refuse.beyond_limit = sturdy::long_retry_after::give_up;
+    auto refused = run(sturdy::retry_policy(refuse, fake2.timing()), fake2, {http_error(429, "", seconds(300))});
+    CHECK(refused.attempts == 1);
+    CHECK(refused.sleeps.empty());
+}
+
+TEST_CASE("retry: a committed stream is never replayed", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::call_state state;
+    sturdy::call_context ctx(sturdy::operation::chat_stream, "m", state);
+    REQUIRE(state.try_commit(1));
+    auto r = run(sturdy::retry_policy(sturdy::retry_options{}, fake.timing()), fake, {error(error_kind::stream_truncated, "cut")}, &ctx);
+    CHECK(r.attempts == 1);
+    CHECK(r.outcome.error().kind() == error_kind::stream_truncated);
+}
+
+TEST_CASE("retry: never sleeps past the call's deadline", "[retry]") {
+    sturdy::testing::fake_clock fake(5);
+    auto timing = fake.timing();
+    sturdy::call_state state;
+    sturdy::call_context ctx(sturdy::operation::chat, "m", state);
+    ctx.deadline = sturdy::deadline::after(timing.clock, milliseconds(300));
+    auto r = run(sturdy::retry_policy(sturdy::retry_options{}, timing), fake, {http_error(500)}, &ctx);
+    CHECK(r.attempts == 1);        // the first backoff (>= 375 ms) does not fit in 300 ms
+    CHECK(r.sleeps.empty());
+    CHECK(r.outcome.error().status() == 500);  // the last error, not a timeout
+}
+
+TEST_CASE("retry: max_elapsed bounds when a retry may start", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_options opts;
+    opts.max_retries = 10;
+    opts.backoff = sturdy::backoff::constant(seconds(1));
+    opts.max_elapsed = milliseconds(2500);
+    auto r = run(sturdy::retry_policy(opts, fake.timing()), fake, std::deque<error>(10, http_error(500)));
+    CHECK(r.attempts == 3);  // waits at 0 s and 1 s fit; the third would end at 3 s
+}
+
+TEST_CASE("retry: counts per error kind replace the default rules", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_options opts;
+    opts.retries_for(error_kind::rate_limit, 4).retries_for(error_kind::bad_request, 1).retries_for(error_kind::internal_server, 0);
+    sturdy::retry_policy retry(opts, fake.timing());
+    CHECK(run(retry, fake, std::deque<error>(9, http_error(429))).attempts == 5);
+    CHECK(run(retry, fake, std::deque<error>(9, http_error(400))).attempts == 2);
+    CHECK(run(retry, fake, std::deque<error>(9, http_error(500))).attempts == 1);
+    CHECK(run(retry, fake, std::deque<error>(9, error(error_kind::timeout, "t"))).attempts == 3);
+}
+
+TEST_CASE("retry: a custom predicate and min/max delays", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_options opts;
+    opts.retry_on = [](const error& e) { return e.status() == 404; };
+    opts.backoff = sturdy::backoff::exponential(milliseconds(10), seconds(100));
+    opts.min_delay = milliseconds(50);
+    opts.max_delay = milliseconds(30);  // below the minimum: the minimum wins
+    auto r = run(sturdy::retry_policy(opts, fake.timing()), fake, {http_error(404), http_error(500)});
+    CHECK(r.attempts == 2);
+    REQUIRE(r.sleeps.size() == 1);
+    CHECK(r.sleeps[0] == milliseconds(50));
+}
+
+TEST_CASE("retry: on_retry reports each retry before its wait", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    std::vector<std::pair<int, bool>> seen;
+    sturdy::retry_options opts;
+    opts.on_retry = [&](const sturdy::retry_event& e) {
+        CHECK(e.model == "m");
+        CHECK(e.op == sturdy::operation::chat);
+        seen.emplace_back(e.retry, e.from_retry_after);
+        CHECK(e.cause.status() >= 429);
+    };
+    run(sturdy::retry_policy(opts, fake.timing()), fake, {http_error(429, "", seconds(1)), http_error(500)});
+    CHECK(seen == std::vector<std::pair<int, bool>>{{1, true}, {2, false}});
+}
+
+TEST_CASE("retry: cancelling during the wait ends the call at once", "[retry]") {
+    sturdy::testing::fake_clock fake(0, sturdy::testing::fake_clock::mode::manual);
+    sturdy::cancellation_source stop;
+    sturdy::call_state state;
+    sturdy::call_context ctx(sturdy::operation::chat, "m", state);
+    ctx.cancel = stop.token();
+    run_result r{error(error_kind::connection, "unset"), 0, {}};
+    std::thread caller([&] { r = run(sturdy::retry_policy(sturdy::retry_options{}, fake.timing()), fake, {http_error(500)}, &ctx); });
+    fake.wait_for_sleepers(1);
+    stop.cancel();
+    caller.join();
+    REQUIRE_FALSE(r.outcome.has_value());
+    CHECK(r.outcome.error().kind() == error_kind::cancelled);
+    CHECK(r.attempts == 1);
+}
+
+TEST_CASE("retry budget: retries stop when the budget is spent, and come back as the window slides", "[retry][budget]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_budget_options bopts;
+    bopts.ratio = 0.5;
+    bopts.min_retries = 1;
+    bopts.window = seconds(10);
+    auto budget = std::make_shared<sturdy::retry_budget>(bopts, fake.timing());
+    sturdy::retry_options opts;
+    opts.budget = budget;
+    opts.backoff = sturdy::backoff::constant(milliseconds(1));
+    sturdy::retry_policy retry(opts, fake.timing());
+
+    // An outage: every call fails. Allowance = 1 + 0.5 * calls.
+    int total_attempts = 0;
+    for (int call = 0; call < 10; ++call) total_attempts += run(retry, fake, std::deque<error>(5, http_error(503))).attempts;
+    // Without a budget: 30 attempts. With it, retries stay within 1 + 0.5 * 10 = 6.
+    CHECK(total_attempts == 10 + 6);
+    CHECK(budget->refused() >= 4);
+    fake.advance(seconds(11));
+    CHECK(budget->available() == Approx(1.0));
+}
+
+TEST_CASE("backoff: each strategy's formula", "[backoff]") {
+    struct fixed_random : sturdy::random_source {
+        double value;
+        explicit fixed_random(double v) : value(v) {}
+        double next_unit() override { return value; }
+    } half(0.5);
+    auto delays = [&](const sturdy::backoff& b, int n) {
+        sturdy::backoff_state s;
+        std::vector<double> out;
+        for (int i = 0; i < n; ++i) out.push_back(duration<double, std::milli>(b.next(s, half)).count());
+        return out;
+    };
+    using V = std::vector<double>;
+    CHECK(delays(sturdy::backoff::constant(milliseconds(100)), 3) == V{100, 100, 100});
+    CHECK(delays(sturdy::backoff::linear(milliseconds(100), milliseconds(250)), 4) == V{100, 200, 250, 250});
+    CHECK(delays(sturdy::backoff::exponential(milliseconds(100), milliseconds(500)), 4) == V{100, 200, 400, 500});
+    CHECK(delays(sturdy::backoff::full_jitter(milliseconds(100), seconds(10)), 3) == V{50, 100, 200});
+    CHECK(delays(sturdy::backoff::equal_jitter(milliseconds(100), seconds(10)), 3) == V{75, 150, 300});
+    // Decorrelated: uniform in [base, 3 * previous): with U = 0.5, 100 + (300-100)/2 = 200, then 100 + (600-100)/2 = 350.
+    CHECK(delays(sturdy::backoff::decorrelated_jitter(milliseconds(100), seconds(10)), 2) == V{200, 350});
+    CHECK(delays(sturdy::backoff::official(), 3) == V{437.5, 875, 1750});
+    // Polly's v2: with U = 0.5 the first delay is 2^0.5 * tanh(sqrt(2)) / 1.4 of the median.
+    auto v2 = delays(sturdy::backoff::decorrelated_jitter_v2(milliseconds(1000), seconds(60)), 3);
+    CHECK(v2[0] == Approx(std::pow(2, 0.5) * std::tanh(std::sqrt(2.0)) / 1.4 * 1000).epsilon(1e-9));
+    CHECK(v2[1] > v2[0]);
+    CHECK(v2[2] > v2[1]);
+}
+
+TEST_CASE("backoff: decorrelated jitter v2 centres its first delay near the median asked for", "[backoff]") {
+    sturdy::testing::fake_clock fake(11);
+    auto b = sturdy::backoff::decorrelated_jitter_v2(milliseconds(1000), seconds(60));
+    std::vector<double> first;
+    for (int i = 0; i < 2001; ++i) {
+        sturdy::backoff_state s;
+        first.push_back(duration<double>(b.next(s, fake)).count());
+    }
+    std::nth_element(first.begin(), first.begin() + 1000, first.end());
+    // Polly documents the target as approximate: its formula puts the median at 2^0.5 * tanh(sqrt 2) / 1.4.
+    CHECK(first[1000] == Approx(0.897).margin(0.03));
+    CHECK(*std::max_element(first.begin(), first.end()) <= 60.0);
+}
