@@ -105,6 +105,12 @@ struct api_error {
   json param = nullptr;
 };
 
+/// JSON as sent. Strings from a request path (a model id) may not be UTF-8, which dump() would
+/// throw on; those bytes become U+FFFD instead.
+std::string json_text(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 json error_json(const api_error& e) {
   return {
       {"error", {{"message", e.message}, {"type", e.type}, {"param", e.param}, {"code", e.code}}}};
@@ -520,7 +526,7 @@ std::vector<json> deltas_of(const chat_reply& r) {
   return deltas;
 }
 
-std::string sse(const json& data) { return "data: " + data.dump() + "\n\n"; }
+std::string sse(const json& data) { return "data: " + json_text(data) + "\n\n"; }
 
 std::vector<std::string> stream_events(const chat_reply& r, bool include_usage) {
   auto chunk = [&](json delta, json finish_reason) {
@@ -590,43 +596,26 @@ fault fault::status(int http_status) {
 fault fault::insufficient_quota() { return status(429).code("insufficient_quota"); }
 fault fault::context_length_exceeded() { return status(400).code("context_length_exceeded"); }
 
-fault fault::latency(std::chrono::milliseconds delay) {
+namespace {
+fault of_kind(fault::kind what, int after_chunks = 0, milliseconds delay = {}) {
   fault f;
-  f.what = kind::latency;
+  f.what = what;
+  f.after_chunks = after_chunks;
   f.delay = delay;
   return f;
 }
+}  // namespace
+
+fault fault::latency(std::chrono::milliseconds delay) { return of_kind(kind::latency, 0, delay); }
 fault fault::stall_after(int chunks, std::chrono::milliseconds how_long) {
-  fault f;
-  f.what = kind::stall;
-  f.after_chunks = chunks;
-  f.delay = how_long;
-  return f;
+  return of_kind(kind::stall, chunks, how_long);
 }
-fault fault::cut_after(int chunks) {
-  fault f;
-  f.what = kind::cut;
-  f.after_chunks = chunks;
-  return f;
-}
+fault fault::cut_after(int chunks) { return of_kind(kind::cut, chunks); }
 fault fault::error_after(int chunks, std::string message) {
-  fault f;
-  f.what = kind::stream_error;
-  f.after_chunks = chunks;
-  f.error.message = std::move(message);
-  return f;
+  return of_kind(kind::stream_error, chunks).message(std::move(message));
 }
-fault fault::malformed(int chunks) {
-  fault f;
-  f.what = kind::malformed;
-  f.after_chunks = chunks;
-  return f;
-}
-fault fault::drop() {
-  fault f;
-  f.what = kind::drop;
-  return f;
-}
+fault fault::malformed(int chunks) { return of_kind(kind::malformed, chunks); }
+fault fault::drop() { return of_kind(kind::drop); }
 
 fault& fault::retry_after(std::chrono::seconds value) {
   headers.retry_after = value;
@@ -830,7 +819,7 @@ struct server::impl {
 
   static void send_error(httplib::Response& res, const api_error& e) {
     res.status = e.status;
-    res.set_content(error_json(e).dump(), "application/json");
+    res.set_content(json_text(error_json(e)), "application/json");
   }
 
   void send_fault_error(httplib::Response& res, const fault& f, const request_context& ctx) const {
@@ -876,7 +865,7 @@ struct server::impl {
 
   /// A non-stream reply, changed by the stream faults' non-stream meaning (see fault::kind).
   void send_body(httplib::Response& res, const json& body, const std::optional<fault>& f) {
-    auto text = std::make_shared<std::string>(body.dump());
+    auto text = std::make_shared<std::string>(json_text(body));
     if (f && f->what == fault::kind::stall) pause(f->delay);
     if (f && f->what == fault::kind::stream_error) return send_error(res, stream_error_of(*f));
     if (f && f->what == fault::kind::malformed) text->resize(text->size() / 2);
@@ -1201,7 +1190,7 @@ struct server::impl {
     }
     const std::size_t queued = faults.size();
     const std::size_t pending = enqueue(std::move(faults));
-    res.set_content(json{{"queued", queued}, {"pending", pending}}.dump(), "application/json");
+    res.set_content(json_text({{"queued", queued}, {"pending", pending}}), "application/json");
   }
 
   json faults_json() const {
@@ -1288,7 +1277,7 @@ struct server::impl {
       return [this, answer](const Request& req, Response& res) { serve(req, res, answer); };
     };
     auto reply = [](Response& res, const json& body) {
-      res.set_content(body.dump(), "application/json");
+      res.set_content(json_text(body), "application/json");
     };
 
     s.Post("/v1/chat/completions", v1(&impl::chat));
@@ -1328,7 +1317,7 @@ struct server::impl {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours already
       const std::string message = res.status == 404
                                       ? "Invalid URL (" + req.method + " " + req.path + ")"
-                                      : "Bad request (demo server).";
+                                      : "The request could not be read.";
       send_error(res, {res.status, "invalid_request_error", nullptr, message});
       return httplib::Server::HandlerResponse::Handled;
     }));

@@ -1,0 +1,205 @@
+#include "arguments.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <ios>
+#include <limits>
+#include <locale>
+#include <sstream>
+#include <string_view>
+#include <system_error>
+
+namespace sturdy_cli {
+
+const char* const help_text = R"(Usage:
+  sturdy chat   [options] PROMPT
+  sturdy models [options]
+  sturdy embed  [options] TEXT...
+
+A command-line client for OpenAI-compatible APIs, built on the sturdy library.
+
+Commands:
+  chat     send PROMPT as a user message and print the reply, then a newline
+  models   print the id of each model the server offers, one per line
+  embed    embed each TEXT and print one line per TEXT:
+           INDEX DIMENSIONS V0 V1 V2 V3 ...   (the first four values, 4 decimals;
+                                               "..." when the vector is longer)
+
+Options (anywhere after `sturdy`; --opt VALUE or --opt=VALUE; the last one given wins):
+  --base-url URL      base URL of the API
+                      (default: $OPENAI_BASE_URL, else https://api.openai.com/v1)
+  --api-key KEY       the API key (default: $OPENAI_API_KEY)
+  --model NAME        the model (default: $OPENAI_MODEL, else gpt-4o-mini for chat
+                      and text-embedding-3-small for embed)
+  --system TEXT       chat: a system message sent before PROMPT
+  --stream            chat: print the reply as it arrives
+  --max-tokens N      chat: the most tokens in the reply (N >= 1; sent as max_tokens)
+  --temperature X     chat: the sampling temperature
+  --seed N            chat: the sampling seed
+  --dimensions N      embed: the dimensions of each vector (N >= 1)
+  --max-retries N     retries of a failed attempt (default 2): 408, 409, 429, 5xx,
+                      connection errors and timeouts, waiting as Retry-After asks
+  --timeout SECONDS   a limit on the whole call, retries and stream included
+                      (fractions allowed: 0.5)
+  --json              print the result as one JSON object on one line
+  -h, --help          print this help and exit
+  --                  end of options: what follows is PROMPT or TEXT, even "-x"
+Options that do not apply to a command are accepted and ignored.
+
+JSON output (--json):
+  chat    {"content", "model", "finish_reason", "usage", "latency_ms", "attempts"},
+          and "ttft_ms" (time to first token) with --stream, which then prints
+          nothing until the object. usage: {"prompt_tokens", "completion_tokens",
+          "total_tokens"} or null. model: the model that answered.
+  models  the server's list: {"data": [{"id", "object", "created", "owned_by"}, ...],
+          "object"}
+  embed   {"model", "data": [{"index", "embedding": [...]}, ...], "usage"}
+
+Environment: OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_ORG_ID, OPENAI_PROJECT_ID,
+OPENAI_MODEL (see the options above).
+
+Exit status:
+  0  success
+  1  the call failed; stderr has one line:  error: KIND [STATUS]: MESSAGE
+     KIND is rate_limit, authentication, timeout, connection, stream_truncated...;
+     [STATUS] is the HTTP status, when there was one. Text already streamed stays.
+  2  a usage error; stderr has one line:  error: usage: ...
+)";
+
+namespace {
+
+[[noreturn]] void fail(std::string_view option, std::string_view problem) {
+    throw usage_error(std::string(option) + " " + std::string(problem));
+}
+
+template <class Int>
+Int to_integer(std::string_view option, const std::string& text, Int min, const char* expected) {
+    Int value{};
+    const char* end = text.data() + text.size();
+    const auto parsed = std::from_chars(text.data(), end, value);
+    if (parsed.ec != std::errc() || parsed.ptr != end || value < min) fail(option, expected);
+    return value;
+}
+
+// std::from_chars for double is missing from older standard libraries (libc++ before 20), and
+// strtod follows the C locale and accepts hex, "inf" and leading spaces: a classic-locale stream
+// read that must consume everything is portable and strict.
+double to_number(std::string_view option, const std::string& text) {
+    std::istringstream in(text);
+    in.imbue(std::locale::classic());
+    double value = 0;
+    in >> std::noskipws >> value;
+    if (text.empty() || in.fail() || !in.eof() || !std::isfinite(value)) fail(option, "needs a number");
+    return value;
+}
+
+std::string not_empty(std::string_view option, const std::string& text) {
+    if (text.empty()) fail(option, "needs a non-empty value");
+    return text;
+}
+
+std::chrono::milliseconds to_timeout(std::string_view option, const std::string& text) {
+    const double seconds = to_number(option, text);
+    constexpr double most = 1e6;  // 11 days: far beyond any call, far from overflowing a clock
+    if (!(seconds > 0) || seconds > most) fail(option, "needs a number of seconds > 0 and <= 1000000");
+    // Rounded up, so that a tiny timeout is not a zero one.
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(seconds * 1000)));
+}
+
+struct option {
+    std::string_view name;
+    bool takes_value;
+    void (*apply)(arguments&, std::string_view name, const std::string& value);
+};
+
+// clang-format off
+const option options[] = {
+    {"--base-url", true, [](arguments& a, std::string_view n, const std::string& v) { a.base_url = not_empty(n, v); }},
+    {"--api-key", true, [](arguments& a, std::string_view, const std::string& v) { a.api_key = v; }},
+    {"--model", true, [](arguments& a, std::string_view n, const std::string& v) { a.model = not_empty(n, v); }},
+    {"--system", true, [](arguments& a, std::string_view, const std::string& v) { a.system = v; }},
+    {"--stream", false, [](arguments& a, std::string_view, const std::string&) { a.stream = true; }},
+    {"--max-tokens", true, [](arguments& a, std::string_view n, const std::string& v) {
+        a.max_tokens = to_integer(n, v, 1, "needs a whole number >= 1"); }},
+    {"--temperature", true, [](arguments& a, std::string_view n, const std::string& v) { a.temperature = to_number(n, v); }},
+    {"--seed", true, [](arguments& a, std::string_view n, const std::string& v) {
+        a.seed = to_integer(n, v, std::numeric_limits<std::int64_t>::min(), "needs a whole number"); }},
+    {"--dimensions", true, [](arguments& a, std::string_view n, const std::string& v) {
+        a.dimensions = to_integer(n, v, 1, "needs a whole number >= 1"); }},
+    {"--max-retries", true, [](arguments& a, std::string_view n, const std::string& v) {
+        a.max_retries = to_integer(n, v, 0, "needs a whole number >= 0"); }},
+    {"--timeout", true, [](arguments& a, std::string_view n, const std::string& v) { a.timeout = to_timeout(n, v); }},
+    {"--json", false, [](arguments& a, std::string_view, const std::string&) { a.json = true; }},
+};
+// clang-format on
+
+const option* find_option(std::string_view name) {
+    for (const auto& o : options)
+        if (o.name == name) return &o;
+    return nullptr;
+}
+
+}  // namespace
+
+arguments parse_arguments(int argc, const char* const* argv) {
+    arguments args;
+    // --help wins over everything else on the line, even over mistakes.
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--") break;
+        if (arg == "--help" || arg == "-h") {
+            args.help = true;
+            return args;
+        }
+    }
+
+    std::vector<std::string> words;  // the command, then its PROMPT or TEXTs
+    bool options_ended = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        // "-" alone is a word, as is everything after "--".
+        if (options_ended || arg.size() < 2 || arg[0] != '-') {
+            words.emplace_back(arg);
+            continue;
+        }
+        if (arg == "--") {
+            options_ended = true;
+            continue;
+        }
+        const auto equals = arg.find('=');
+        const std::string_view name = arg.substr(0, equals);
+        const option* opt = find_option(name);
+        if (!opt) fail("unknown option", name);
+        std::string value;
+        if (!opt->takes_value) {
+            if (equals != std::string_view::npos) fail(name, "takes no value");
+        } else if (equals != std::string_view::npos) {
+            value = std::string(arg.substr(equals + 1));
+        } else if (i + 1 < argc) {
+            value = argv[++i];  // the next argument, whatever it looks like (as getopt does)
+        } else {
+            fail(name, "needs a value");
+        }
+        opt->apply(args, name, value);
+    }
+
+    if (words.empty()) throw usage_error("missing command: chat, models or embed");
+    const std::string& name = words.front();
+    args.inputs.assign(words.begin() + 1, words.end());
+    if (name == "chat") {
+        args.what = command::chat;
+        if (args.inputs.empty()) throw usage_error("chat needs a PROMPT");
+        if (args.inputs.size() > 1) throw usage_error("chat takes one PROMPT: quote it if it has spaces");
+    } else if (name == "models") {
+        args.what = command::models;
+        if (!args.inputs.empty()) throw usage_error("models takes no arguments");
+    } else if (name == "embed") {
+        args.what = command::embed;
+        if (args.inputs.empty()) throw usage_error("embed needs at least one TEXT");
+    } else {
+        throw usage_error("unknown command '" + name + "': expected chat, models or embed");
+    }
+    return args;
+}
+
+}  // namespace sturdy_cli

@@ -1,0 +1,52 @@
+#pragma once
+// The command line of the `sturdy` tool: what it accepts, and its --help text.
+//
+// Deliberately small and strict: a fixed table of long options, `--opt VALUE` or `--opt=VALUE`,
+// options anywhere after the program name, `--` to end them. Anything else is a usage_error.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sturdy_cli {
+
+enum class command { chat, models, embed };
+
+/// What the command line asked for. An empty optional means "not given": a default applies.
+struct arguments {
+    command what = command::chat;
+    std::vector<std::string> inputs;  ///< chat: the PROMPT; embed: the TEXTs; models: none
+
+    std::optional<std::string> base_url;
+    std::optional<std::string> api_key;
+    std::optional<std::string> model;
+    std::optional<std::string> system;
+    bool stream = false;
+    std::optional<int> max_tokens;
+    std::optional<double> temperature;
+    std::optional<std::int64_t> seed;
+    std::optional<int> dimensions;
+    int max_retries = 2;
+    std::optional<std::chrono::milliseconds> timeout;
+    bool json = false;
+    bool help = false;  ///< --help / -h: nothing else was checked
+};
+
+/// A command line that cannot be run. `what()` is one line, and never repeats an option's value
+/// (it could be the API key).
+class usage_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Parses `argv`; throws usage_error. With --help or -h anywhere before `--`, returns at once
+/// with `help` set.
+arguments parse_arguments(int argc, const char* const* argv);
+
+/// The --help text.
+extern const char* const help_text;
+
+}  // namespace sturdy_cli
