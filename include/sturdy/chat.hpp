@@ -4,6 +4,7 @@
 
 #include <sturdy/call_info.hpp>
 #include <sturdy/detail/json_mapping.hpp>
+#include <sturdy/detail/json_reader.hpp>
 #include <sturdy/usage.hpp>
 
 #include <cstdint>

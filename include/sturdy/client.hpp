@@ -16,6 +16,7 @@
 #include <sturdy/detail/api_error.hpp>
 #include <sturdy/detail/chat_stream_sink.hpp>
 #include <sturdy/detail/json_mapping.hpp>
+#include <sturdy/detail/json_reader.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -325,8 +326,8 @@ private:
         if (head->status < 200 || head->status >= 300)
             return note(ctx, detail::status_error(head->status, headers, sink.body, secret, timing_.clock->wall_now()));
 
-        auto j = nlohmann::json::parse(sink.body, nullptr, false);
-        if (j.is_discarded() || !j.is_object() || !j.contains(required_field)) {
+        T value;
+        if (!detail::read_json(sink.body, value, required_field)) {
             error_details d;
             d.status = head->status;
             d.message = "the reply is not the JSON expected (no \"" + std::string(required_field) + "\"): " +
@@ -336,8 +337,6 @@ private:
             detail::redact_details(d, secret);
             return note(ctx, error(error_kind::invalid_response, std::move(d)));
         }
-        T value;
-        detail::read_object(j, value);
         if constexpr (has_call_info<T>::value) value.call.request_id = std::string(headers.get("x-request-id"));
         if constexpr (std::is_same_v<T, chat_response> || std::is_same_v<T, embedding_response>) ctx.last_reply.usage = value.usage;
         return value;

@@ -5,6 +5,7 @@
 #include <sturdy/call_info.hpp>
 #include <sturdy/detail/base64.hpp>
 #include <sturdy/detail/json_mapping.hpp>
+#include <sturdy/detail/json_reader.hpp>
 #include <sturdy/usage.hpp>
 
 #include <optional>
@@ -46,15 +47,23 @@ namespace detail {
 struct embedding_field {
     std::vector<float>& values;
     std::string& base64;
+
+    slot as_slot() const { return {&values, &base64, &ops}; }
+    static bool scalar(const slot& s, const json_scalar& v) {
+        if (v.type == json_scalar::kind::null) return true;
+        if (v.type != json_scalar::kind::string) return false;
+        static_cast<std::string*>(s.b)->assign(*v.text);
+        return true;
+    }
+    static bool begin_array(const slot& s, typed_reader& r) {
+        return slot_traits<std::vector<float>>::ops.begin_array(slot{s.a, nullptr, &slot_traits<std::vector<float>>::ops}, r);
+    }
+    static constexpr slot::ops_table ops{&scalar, &reject_container, &begin_array};
 };
 struct const_embedding_field {
     const std::vector<float>& values;
     const std::string& base64;
 };
-inline bool read_special(json& j, embedding_field& f) {
-    if (j.is_string()) return read_value(j, f.base64);
-    return read_value(j, f.values);
-}
 inline bool is_empty_special(const const_embedding_field& f) { return f.values.empty() && f.base64.empty(); }
 inline void write_special(json& j, const const_embedding_field& f) {
     if (f.base64.empty()) write_value(j, f.values);

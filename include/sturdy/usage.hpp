@@ -3,6 +3,7 @@
 /// Token counts a reply reports.
 
 #include <sturdy/detail/json_mapping.hpp>
+#include <sturdy/detail/json_reader.hpp>
 
 #include <cstdint>
 

@@ -11,7 +11,7 @@
 #include <sturdy/sse.hpp>
 #include <sturdy/detail/api_error.hpp>
 #include <sturdy/detail/function_ref.hpp>
-#include <sturdy/detail/json_mapping.hpp>
+#include <sturdy/detail/json_reader.hpp>
 
 #include <chrono>
 #include <optional>
@@ -96,22 +96,18 @@ private:
             return true;
         }
         if (done_) return true;
-        auto j = json::parse(e.data.begin(), e.data.end(), nullptr, false);
-        if (j.is_discarded() || !j.is_object())
-            return fail(error(error_kind::invalid_response, "a stream event is not a JSON object: " + truncate_utf8(e.data, 200)));
-        if (is_error_object(j)) return fail(stream_error(e.data, secret_));
         chunk_ = chat_chunk{};
-        read_object(j, chunk_);
+        if (!read_json(e.data, chunk_))
+            return fail(error(error_kind::invalid_response, "a stream event is not a JSON object: " + truncate_utf8(e.data, 200)));
+        if (is_error_object(chunk_)) return fail(stream_error(e.data, secret_));
         accumulator_.add(chunk_);
         return offer(std::move(chunk_));
     }
 
     // vLLM sends {"object": "error", ...}; most servers {"error": {...}} without choices.
-    static bool is_error_object(const json& j) {
-        if (j.contains("choices")) return false;
-        if (j.contains("error")) return true;
-        auto object = j.find("object");
-        return object != j.end() && object->is_string() && object->get_ref<const std::string&>() == "error";
+    template <class Reply>
+    static bool is_error_object(const Reply& r) {
+        return r.choices.empty() && (r.object == "error" || (r.extra.is_object() && r.extra.contains("error")));
     }
 
     // Chunks before the first content wait, so an attempt that fails before committing can be
@@ -185,12 +181,11 @@ private:
     // A 2xx reply that is not an event stream: an error object, or a server that ignored
     // "stream": true and answered with a whole completion, which is delivered as one chunk.
     result<chat_response> from_plain_body() {
-        auto j = json::parse(body_, nullptr, false);
-        if (j.is_object() && is_error_object(j)) return stream_error(body_, secret_);
-        if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array())
-            return error(error_kind::invalid_response, "expected an event stream, got: " + truncate_utf8(body_, 200));
         chat_response whole;
-        read_object(j, whole);
+        const bool parsed = read_json(body_, whole);
+        if (parsed && is_error_object(whole)) return stream_error(body_, secret_);
+        if (!parsed || whole.choices.empty())
+            return error(error_kind::invalid_response, "expected an event stream, got: " + truncate_utf8(body_, 200));
         chat_chunk chunk;
         chunk.id = whole.id;
         chunk.model = whole.model;

@@ -9,9 +9,10 @@
 //         field("content", self.content, detail::keep_empty);
 //     }
 //
-// and has a `nlohmann::json extra` member. Reading keeps every unknown key (and every known key
-// whose JSON type does not fit the member) in `extra`; writing omits empty members and then
-// writes `extra` over the result, so callers can send any parameter the API grows.
+// and has a `nlohmann::json extra` member. Writing (here) omits empty members and then writes
+// `extra` over the result, so callers can send any parameter the API grows. Reading
+// (json_reader.hpp) keeps every unknown key, and every known key whose JSON type does not fit
+// the member, in `extra`.
 
 #include <nlohmann/json.hpp>
 
@@ -49,12 +50,6 @@ inline constexpr bool is_mapped_v = is_mapped<T>::value;
 // Declared up front: the templates below call each other, and their arguments' namespaces
 // (std, nlohmann) would not let argument-dependent lookup find them here.
 template <class T>
-bool read_value(json& j, T& out);
-template <class T>
-bool read_special(json& j, std::optional<T>& out);
-template <class T>
-bool read_special(json& j, std::vector<T>& out);
-template <class T>
 bool is_empty_special(const std::optional<T>& v);
 template <class T>
 bool is_empty_special(const std::vector<T>& v);
@@ -64,88 +59,6 @@ template <class T>
 void write_special(json& j, const std::optional<T>& v);
 template <class T>
 void write_special(json& j, const std::vector<T>& v);
-
-// ---- reading: each returns false when the JSON value does not fit, leaving it unread ----
-
-template <class T>
-void read_object(json& j, T& out) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-        const std::string& key = it.key();
-        bool known = false, fitted = false;
-        T::visit(out, [&](std::string_view name, auto&& member, auto...) {
-            if (!known && key == name) {
-                known = true;
-                fitted = read_value(it.value(), member);
-            }
-        });
-        if (!fitted) out.extra[key] = std::move(it.value());
-    }
-}
-
-template <class T>
-bool read_value(json& j, T& out) {
-    if constexpr (std::is_same_v<T, json>) {
-        out = std::move(j);
-        return true;
-    } else if constexpr (std::is_same_v<T, std::string>) {
-        if (j.is_string()) {
-            out = std::move(j.get_ref<std::string&>());
-            return true;
-        }
-        if (j.is_null()) {
-            out.clear();
-            return true;
-        }
-        return false;
-    } else if constexpr (std::is_same_v<T, bool>) {
-        if (!j.is_boolean()) return j.is_null();
-        out = j.get<bool>();
-        return true;
-    } else if constexpr (std::is_arithmetic_v<T>) {
-        if (j.is_null()) return true;
-        if (!j.is_number()) return false;
-        if constexpr (std::is_integral_v<T>) {
-            if (!j.is_number_integer()) return false;
-        }
-        out = j.get<T>();
-        return true;
-    } else if constexpr (is_mapped_v<T>) {
-        if (!j.is_object()) return j.is_null();
-        read_object(j, out);
-        return true;
-    } else {
-        return read_special(j, out);  // optional, vector, and field proxies
-    }
-}
-
-template <class T>
-bool read_special(json& j, std::optional<T>& out) {
-    if (j.is_null()) {
-        out.reset();
-        return true;
-    }
-    T value{};
-    if (!read_value(j, value)) return false;
-    out = std::move(value);
-    return true;
-}
-
-template <class T>
-bool read_special(json& j, std::vector<T>& out) {
-    if (j.is_null()) {
-        out.clear();
-        return true;
-    }
-    if (!j.is_array()) return false;
-    out.clear();
-    out.reserve(j.size());
-    for (auto& element : j) {
-        T value{};
-        if (!read_value(element, value)) return false;
-        out.push_back(std::move(value));
-    }
-    return true;
-}
 
 // ---- writing ----
 
@@ -208,19 +121,10 @@ void write_special(json& j, const std::vector<T>& v) {
 
 namespace sturdy {
 
-/// nlohmann::json conversions for every sturdy request and response type.
+/// nlohmann::json conversion for every sturdy request and response type (from_json: json_reader.hpp).
 template <class T, std::enable_if_t<detail::is_mapped_v<T>, int> = 0>
 void to_json(nlohmann::json& j, const T& value) {
     detail::write_object(j, value);
-}
-
-template <class T, std::enable_if_t<detail::is_mapped_v<T>, int> = 0>
-void from_json(const nlohmann::json& j, T& value) {
-    // Let nlohmann raise its own type_error for a non-object, whatever its version's signatures.
-    if (!j.is_object()) (void)j.get_ref<const nlohmann::json::object_t&>();
-    nlohmann::json copy = j;
-    value = T{};
-    detail::read_object(copy, value);
 }
 
 }  // namespace sturdy
