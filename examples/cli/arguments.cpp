@@ -19,40 +19,42 @@ const char* const help_text = R"(Usage:
 A command-line client for OpenAI-compatible APIs, built on the sturdy library.
 
 Commands:
-  chat     send PROMPT as a user message and print the reply, then a newline
+  chat     send PROMPT as a user message; print the reply, then a newline
   models   print the id of each model the server offers, one per line
-  embed    embed each TEXT and print one line per TEXT:
-           INDEX DIMENSIONS V0 V1 V2 V3 ...   (the first four values, 4 decimals;
-                                               "..." when the vector is longer)
+  embed    embed each TEXT; print one line per TEXT:
+             INDEX DIMENSIONS V0 V1 V2 V3 ...
+           the first four values with 4 decimals, "..." if there are more
 
-Options (anywhere after `sturdy`; --opt VALUE or --opt=VALUE; the last one given wins):
-  --base-url URL      base URL of the API
-                      (default: $OPENAI_BASE_URL, else https://api.openai.com/v1)
-  --api-key KEY       the API key (default: $OPENAI_API_KEY)
-  --model NAME        the model (default: $OPENAI_MODEL, else gpt-4o-mini for chat
-                      and text-embedding-3-small for embed)
-  --system TEXT       chat: a system message sent before PROMPT
-  --stream            chat: print the reply as it arrives
-  --max-tokens N      chat: the most tokens in the reply (N >= 1; sent as max_tokens)
-  --temperature X     chat: the sampling temperature
-  --seed N            chat: the sampling seed
-  --dimensions N      embed: the dimensions of each vector (N >= 1)
-  --max-retries N     retries of a failed attempt (default 2): 408, 409, 429, 5xx,
-                      connection errors and timeouts, waiting as Retry-After asks
-  --timeout SECONDS   a limit on the whole call, retries and stream included
-                      (fractions allowed: 0.5)
-  --json              print the result as one JSON object on one line
-  -h, --help          print this help and exit
-  --                  end of options: what follows is PROMPT or TEXT, even "-x"
-Options that do not apply to a command are accepted and ignored.
+Options go anywhere after `sturdy`, as --opt VALUE or --opt=VALUE; the last
+one given wins, and those that do not apply to the command are ignored.
+  --base-url URL     base URL of the API (default: $OPENAI_BASE_URL,
+                     else https://api.openai.com/v1)
+  --api-key KEY      the API key (default: $OPENAI_API_KEY)
+  --model NAME       the model (default: $OPENAI_MODEL, else gpt-4o-mini for
+                     chat and text-embedding-3-small for embed)
+  --system TEXT      chat: a system message sent before PROMPT
+  --stream           chat: print the reply as it arrives
+  --max-tokens N     chat: the most tokens in the reply (N >= 1; max_tokens)
+  --temperature X    chat: the sampling temperature
+  --seed N           chat: the sampling seed
+  --dimensions N     embed: the dimensions of each vector (N >= 1)
+  --max-retries N    retries of a failed attempt (default 2), for 408, 409,
+                     429, 5xx, connection errors and timeouts; a server's
+                     Retry-After is honoured
+  --timeout SECONDS  a limit on the whole call, retries and stream included
+                     (fractions allowed: 0.5)
+  --json             print the result as one JSON object on one line
+  -h, --help         print this help and exit
+  --                 end of options: what follows is PROMPT or TEXT, even "-x"
 
 JSON output (--json):
-  chat    {"content", "model", "finish_reason", "usage", "latency_ms", "attempts"},
-          and "ttft_ms" (time to first token) with --stream, which then prints
-          nothing until the object. usage: {"prompt_tokens", "completion_tokens",
-          "total_tokens"} or null. model: the model that answered.
-  models  the server's list: {"data": [{"id", "object", "created", "owned_by"}, ...],
-          "object"}
+  chat    {"content", "model", "finish_reason", "usage", "latency_ms",
+          "attempts"}, and "ttft_ms" (time to first token) with --stream,
+          which then prints nothing before the object. usage is
+          {"prompt_tokens", "completion_tokens", "total_tokens"} or null;
+          model is the model that answered.
+  models  the server's list: {"data": [{"id", "object", "created",
+          "owned_by"}, ...], "object"}
   embed   {"model", "data": [{"index", "embedding": [...]}, ...], "usage"}
 
 Environment: OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_ORG_ID, OPENAI_PROJECT_ID,
@@ -61,8 +63,8 @@ OPENAI_MODEL (see the options above).
 Exit status:
   0  success
   1  the call failed; stderr has one line:  error: KIND [STATUS]: MESSAGE
-     KIND is rate_limit, authentication, timeout, connection, stream_truncated...;
-     [STATUS] is the HTTP status, when there was one. Text already streamed stays.
+     KIND: rate_limit, authentication, timeout, connection, stream_truncated...
+     [STATUS]: the HTTP status, when there was one. Streamed text stays.
   2  a usage error; stderr has one line:  error: usage: ...
 )";
 
@@ -112,7 +114,6 @@ struct option {
     void (*apply)(arguments&, std::string_view name, const std::string& value);
 };
 
-// clang-format off
 const option options[] = {
     {"--base-url", true, [](arguments& a, std::string_view n, const std::string& v) { a.base_url = not_empty(n, v); }},
     {"--api-key", true, [](arguments& a, std::string_view, const std::string& v) { a.api_key = v; }},
@@ -131,7 +132,6 @@ const option options[] = {
     {"--timeout", true, [](arguments& a, std::string_view n, const std::string& v) { a.timeout = to_timeout(n, v); }},
     {"--json", false, [](arguments& a, std::string_view, const std::string&) { a.json = true; }},
 };
-// clang-format on
 
 const option* find_option(std::string_view name) {
     for (const auto& o : options)

@@ -15,9 +15,9 @@ struct call_info {
     /// From the call's start to its result, every retry and wait included.
     std::chrono::microseconds latency{0};
     /// For streams: from the call's start to the first content delivered to the caller.
-    std::optional<std::chrono::microseconds> time_to_first_token;
+    std::optional<std::chrono::microseconds> time_to_first_token{};
     /// The answering reply's x-request-id.
-    std::string request_id;
+    std::string request_id{};
     /// For streams: the caller's callback returned false, so the reply is partial by request.
     bool stopped_early = false;
 };

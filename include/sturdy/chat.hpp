@@ -18,9 +18,9 @@ namespace sturdy {
 
 /// The function a tool call names, with its arguments as a JSON string.
 struct function_call {
-    std::string name;
-    std::string arguments;
-    nlohmann::json extra;
+    std::string name{};
+    std::string arguments{};
+    nlohmann::json extra{};
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -31,11 +31,11 @@ struct function_call {
 
 /// A tool call the model made. In a streamed delta, `index` says which call a piece belongs to.
 struct tool_call {
-    std::string id;
+    std::string id{};
     std::string type = "function";
     function_call function;
-    std::optional<int> index;
-    nlohmann::json extra;
+    std::optional<int> index{};
+    nlohmann::json extra{};
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -51,13 +51,13 @@ struct tool_call {
 /// Fields a server adds (reasoning_content, say) are kept in `extra`; content other than text
 /// (image parts) is sent by setting `extra["content"]` to the array of parts.
 struct chat_message {
-    std::string role;
-    std::string content;
-    std::string name;                ///< an optional participant name
-    std::vector<tool_call> tool_calls;
-    std::string tool_call_id;        ///< for role "tool": the call this message answers
-    std::string refusal;
-    nlohmann::json extra;
+    std::string role{};
+    std::string content{};
+    std::string name{};                ///< an optional participant name
+    std::vector<tool_call> tool_calls{};
+    std::string tool_call_id{};        ///< for role "tool": the call this message answers
+    std::string refusal{};
+    nlohmann::json extra{};
 
     static chat_message system(std::string text) { return {"system", std::move(text), {}, {}, {}, {}, {}}; }
     static chat_message user(std::string text) { return {"user", std::move(text), {}, {}, {}, {}, {}}; }
@@ -81,7 +81,7 @@ struct chat_message {
 struct chat_stream_options {
     /// Ask for a final chunk with the token usage.
     bool include_usage = false;
-    nlohmann::json extra;
+    nlohmann::json extra{};
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -100,29 +100,29 @@ struct chat_request {
     chat_request(std::string model_name, std::vector<chat_message> conversation)
         : model(std::move(model_name)), messages(std::move(conversation)) {}
 
-    std::string model;
-    std::vector<chat_message> messages;
-    std::optional<double> temperature;
-    std::optional<double> top_p;
-    std::optional<int> max_tokens;
-    std::optional<int> max_completion_tokens;
-    std::optional<int> n;
-    std::optional<std::int64_t> seed;
-    std::optional<double> presence_penalty;
-    std::optional<double> frequency_penalty;
-    nlohmann::json stop;             ///< a string or an array of strings
-    nlohmann::json tools;            ///< the tools array, as the API defines it
-    nlohmann::json tool_choice;
-    std::optional<bool> parallel_tool_calls;
-    nlohmann::json response_format;
-    std::optional<bool> logprobs;
-    std::optional<int> top_logprobs;
-    std::string user;
+    std::string model{};
+    std::vector<chat_message> messages{};
+    std::optional<double> temperature{};
+    std::optional<double> top_p{};
+    std::optional<int> max_tokens{};
+    std::optional<int> max_completion_tokens{};
+    std::optional<int> n{};
+    std::optional<std::int64_t> seed{};
+    std::optional<double> presence_penalty{};
+    std::optional<double> frequency_penalty{};
+    nlohmann::json stop{};             ///< a string or an array of strings
+    nlohmann::json tools{};            ///< the tools array, as the API defines it
+    nlohmann::json tool_choice{};
+    std::optional<bool> parallel_tool_calls{};
+    nlohmann::json response_format{};
+    std::optional<bool> logprobs{};
+    std::optional<int> top_logprobs{};
+    std::string user{};
     /// Set by the client: streamed calls send `true`.
-    std::optional<bool> stream;
+    std::optional<bool> stream{};
     /// For streamed calls; `include_usage` asks for token usage at the end.
-    std::optional<chat_stream_options> stream_options;
-    nlohmann::json extra;
+    std::optional<chat_stream_options> stream_options{};
+    nlohmann::json extra{};
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -153,9 +153,9 @@ struct chat_request {
 struct chat_choice {
     int index = 0;
     chat_message message;
-    std::string finish_reason;  ///< "stop", "length", "tool_calls", "content_filter"...
-    nlohmann::json logprobs;
-    nlohmann::json extra;
+    std::string finish_reason{};  ///< "stop", "length", "tool_calls", "content_filter"...
+    nlohmann::json logprobs{};
+    nlohmann::json extra{};
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -168,14 +168,14 @@ struct chat_choice {
 
 /// A chat completion. A streamed call returns the same shape, assembled from its chunks.
 struct chat_response {
-    std::string id;
-    std::string object;
+    std::string id{};
+    std::string object{};
     std::int64_t created = 0;
-    std::string model;
-    std::string system_fingerprint;
-    std::vector<chat_choice> choices;
-    std::optional<token_usage> usage;
-    nlohmann::json extra;
+    std::string model{};
+    std::string system_fingerprint{};
+    std::vector<chat_choice> choices{};
+    std::optional<token_usage> usage{};
+    nlohmann::json extra{};
     /// How the call went (not part of the JSON).
     call_info call;
 
@@ -206,9 +206,9 @@ struct chat_response {
 struct chat_chunk_choice {
     int index = 0;
     chat_message delta;
-    std::string finish_reason;
-    nlohmann::json logprobs;
-    nlohmann::json extra;
+    std::string finish_reason{};
+    nlohmann::json logprobs{};
+    nlohmann::json extra{};
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -221,14 +221,14 @@ struct chat_chunk_choice {
 
 /// One chunk of a streamed chat completion.
 struct chat_chunk {
-    std::string id;
-    std::string object;
+    std::string id{};
+    std::string object{};
     std::int64_t created = 0;
-    std::string model;
-    std::string system_fingerprint;
-    std::vector<chat_chunk_choice> choices;
-    std::optional<token_usage> usage;  ///< only on the last chunk, when asked for
-    nlohmann::json extra;
+    std::string model{};
+    std::string system_fingerprint{};
+    std::vector<chat_chunk_choice> choices{};
+    std::optional<token_usage> usage{};  ///< only on the last chunk, when asked for
+    nlohmann::json extra{};
 
     /// The first choice's new text, or an empty view.
     std::string_view content() const noexcept {

@@ -290,14 +290,18 @@ private:
         if (!call.headers.empty()) merge_headers(req.headers, call.headers);
         if (method == http_method::post) req.body = body.for_model(ctx.effective_model());
         req.connect_timeout = options_.connect_timeout;
-        auto timeout = std::chrono::duration_cast<clock::duration>(call.timeout.value_or(options_.timeout));
+        // An explicit bound on the whole call replaces the client's default per-attempt timeout.
+        std::optional<clock::duration> timeout;
+        if (call.timeout) timeout = *call.timeout;
+        else if (!call.total_timeout) timeout = options_.timeout;
         if (ctx.deadline.is_set()) {
             const auto left = ctx.deadline.remaining();
             if (left <= clock::duration::zero()) return std::nullopt;
-            timeout = std::min(timeout, left);
+            timeout = timeout ? std::min(*timeout, left) : left;
         }
+        if (!timeout) timeout = options_.timeout;
         // Round up, so a deadline a fraction of a millisecond away is not a zero ("no limit") timeout.
-        req.timeout = std::chrono::ceil<std::chrono::milliseconds>(timeout);
+        req.timeout = std::chrono::ceil<std::chrono::milliseconds>(*timeout);
         req.cancel = ctx.cancel;
         return req;
     }

@@ -25,12 +25,12 @@ struct embedding_request {
     embedding_request(std::string model_name, std::vector<std::string> texts)
         : model(std::move(model_name)), input(std::move(texts)) {}
 
-    std::string model;
-    std::vector<std::string> input;
-    std::optional<int> dimensions;
-    std::optional<std::string> encoding_format;
-    std::string user;
-    nlohmann::json extra;
+    std::string model{};
+    std::vector<std::string> input{};
+    std::optional<int> dimensions{};
+    std::optional<std::string> encoding_format{};
+    std::string user{};
+    nlohmann::json extra{};
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -74,10 +74,10 @@ inline void write_special(json& j, const const_embedding_field& f) {
 /// One input's vector.
 struct embedding {
     int index = 0;
-    std::vector<float> values;  ///< the vector ("embedding" in the JSON)
-    std::string base64;         ///< the raw base64 vector, only when the caller asked for that format
-    std::string object;
-    nlohmann::json extra;
+    std::vector<float> values{};  ///< the vector ("embedding" in the JSON)
+    std::string base64{};         ///< the raw base64 vector, only when the caller asked for that format
+    std::string object{};
+    nlohmann::json extra{};
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -93,11 +93,11 @@ struct embedding {
 
 /// The reply of POST /embeddings.
 struct embedding_response {
-    std::string object;
-    std::vector<embedding> data;
-    std::string model;
-    std::optional<token_usage> usage;
-    nlohmann::json extra;
+    std::string object{};
+    std::vector<embedding> data{};
+    std::string model{};
+    std::optional<token_usage> usage{};
+    nlohmann::json extra{};
     /// How the call went (not part of the JSON).
     call_info call;
 

@@ -14,11 +14,11 @@ namespace sturdy {
 
 /// One model. Servers add fields (llama.cpp's `meta`...), kept in `extra`.
 struct model_info {
-    std::string id;
-    std::string object;
+    std::string id{};
+    std::string object{};
     std::int64_t created = 0;
-    std::string owned_by;
-    nlohmann::json extra;
+    std::string owned_by{};
+    nlohmann::json extra{};
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -31,9 +31,9 @@ struct model_info {
 
 /// The reply of GET /models.
 struct model_list {
-    std::string object;
-    std::vector<model_info> data;
-    nlohmann::json extra;
+    std::string object{};
+    std::vector<model_info> data{};
+    nlohmann::json extra{};
     /// How the call went (not part of the JSON).
     call_info call;
 

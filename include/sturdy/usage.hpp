@@ -14,7 +14,7 @@ struct token_usage {
     std::int64_t prompt_tokens = 0;
     std::int64_t completion_tokens = 0;
     std::int64_t total_tokens = 0;
-    nlohmann::json extra;  ///< e.g. prompt_tokens_details, completion_tokens_details
+    nlohmann::json extra{};  ///< e.g. prompt_tokens_details, completion_tokens_details
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {

@@ -1,0 +1,414 @@
+// The `sturdy` command-line tool, run as a subprocess against the in-process demo server: its
+// stdout, stderr and exit status are a contract for scripts (see examples/cli/main.cpp).
+#include "demo_server.hpp"
+#include "run_process.hpp"
+#include "support/catch.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <iterator>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#ifndef STURDY_CLI_PATH
+#error "STURDY_CLI_PATH (the path of the sturdy program) must be defined"
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using sturdy_cli_test::process_result;
+using sturdy_demo::fault;
+
+const std::string reply_to_hi = "Hello from the sturdy demo server! You said: hi there";
+
+process_result sturdy(std::vector<std::string> args, const std::map<std::string, std::string>& env = {}) {
+    return sturdy_cli_test::run_process(STURDY_CLI_PATH, args, env);
+}
+
+/// `sturdy` pointed at `demo`; `args` start with the command.
+process_result sturdy_at(const sturdy_demo::server& demo, std::vector<std::string> args,
+                         const std::map<std::string, std::string>& env = {}) {
+    args.insert(args.begin(), "--base-url=" + demo.base_url());  // first: the rest stays as the test wrote it
+    return sturdy(std::move(args), env);
+}
+
+std::size_t lines_in(const std::string& s) {
+    std::size_t n = 0;
+    for (char c : s) n += c == '\n';
+    return n;
+}
+
+/// stdout holds exactly one line, a JSON object.
+json one_json_line(const process_result& r) {
+    INFO("stdout: " << r.out);
+    REQUIRE(lines_in(r.out) == 1);
+    REQUIRE(r.out.back() == '\n');
+    auto j = json::parse(r.out);
+    REQUIRE(j.is_object());
+    return j;
+}
+
+/// A failure: status 1, nothing on stdout unless said, one error line starting with `prefix`.
+void check_failure(const process_result& r, const std::string& prefix) {
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    CHECK(r.status == 1);
+    CHECK(lines_in(r.err) == 1);
+    CHECK(r.err.back() == '\n');
+    CHECK(r.err.rfind(prefix, 0) == 0);
+    CHECK(r.err.size() > prefix.size() + 1);  // a message follows
+}
+
+/// A port nothing listens on: bound once to get a free one, then closed.
+int refused_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+struct demo_fixture {
+    sturdy_demo::server demo;
+    explicit demo_fixture(sturdy_demo::options opts = {}) : demo(std::move(opts)) { demo.start(); }
+};
+
+}  // namespace
+
+// ---- success output ----
+
+TEST_CASE("chat prints the reply and a newline, with the default model", "[cli]") {
+    demo_fixture f;
+    auto r = sturdy_at(f.demo, {"chat", "hi there"});
+    CHECK(r.status == 0);
+    CHECK(r.out == reply_to_hi + "\n");
+    CHECK(r.err.empty());
+    CHECK(f.demo.requests_for("gpt-4o-mini") == 1);
+}
+
+TEST_CASE("chat --json prints one object with the documented fields", "[cli]") {
+    demo_fixture f;
+    auto r = sturdy_at(f.demo, {"chat", "--json", "--model", "demo-mini", "hi there"});
+    REQUIRE(r.status == 0);
+    CHECK(r.err.empty());
+    const json j = one_json_line(r);
+    CHECK(j.at("content") == reply_to_hi);
+    CHECK(j.at("model") == "demo-mini");
+    CHECK(j.at("finish_reason") == "stop");
+    const json& usage = j.at("usage");
+    REQUIRE(usage.is_object());
+    CHECK(usage.at("prompt_tokens") == 2);  // the demo server counts words
+    CHECK(usage.at("completion_tokens") == 10);
+    CHECK(usage.at("total_tokens") == 12);
+    REQUIRE(j.at("latency_ms").is_number());
+    CHECK(j.at("latency_ms").get<double>() >= 0);
+    CHECK(j.at("attempts") == 1);
+    CHECK_FALSE(j.contains("ttft_ms"));  // streams only
+}
+
+TEST_CASE("chat sends --system and --max-tokens", "[cli]") {
+    demo_fixture f;
+    auto r = sturdy_at(f.demo, {"chat", "--system", "be very brief", "--max-tokens=3", "--temperature", "0.2",
+                                "--seed", "-7", "--json", "hi there"});
+    REQUIRE(r.status == 0);
+    const json j = one_json_line(r);
+    CHECK(j.at("content") == "Hello from the");
+    CHECK(j.at("finish_reason") == "length");
+    CHECK(j.at("usage").at("prompt_tokens") == 5);  // "be very brief" + "hi there"
+}
+
+TEST_CASE("chat --stream prints the same text as chat", "[cli]") {
+    demo_fixture f;
+    auto plain = sturdy_at(f.demo, {"chat", "hi there"});
+    auto streamed = sturdy_at(f.demo, {"chat", "hi there", "--stream"});
+    CHECK(streamed.status == 0);
+    CHECK(streamed.err.empty());
+    CHECK(streamed.out == plain.out);
+    CHECK(streamed.out == reply_to_hi + "\n");
+}
+
+TEST_CASE("chat --stream --json prints only the object, with ttft_ms and usage", "[cli]") {
+    demo_fixture f;
+    auto r = sturdy_at(f.demo, {"chat", "--stream", "--json", "hi there"});
+    REQUIRE(r.status == 0);
+    CHECK(r.err.empty());
+    const json j = one_json_line(r);  // no streamed text before it
+    CHECK(j.at("content") == reply_to_hi);
+    CHECK(j.at("finish_reason") == "stop");
+    CHECK(j.at("attempts") == 1);
+    REQUIRE(j.at("usage").is_object());  // the stream asked for usage
+    CHECK(j.at("usage").at("completion_tokens") == 10);
+    REQUIRE(j.at("ttft_ms").is_number());
+    CHECK(j.at("ttft_ms").get<double>() >= 0);
+    CHECK(j.at("ttft_ms").get<double>() <= j.at("latency_ms").get<double>());
+}
+
+TEST_CASE("options go anywhere after the program name; -- ends them", "[cli]") {
+    demo_fixture f;
+    auto before = sturdy_at(f.demo, {"--json", "--model=demo-large", "chat", "hi there"});
+    auto after = sturdy_at(f.demo, {"chat", "hi there", "--model", "demo-large", "--json"});
+    for (const auto& r : {before, after}) {
+        REQUIRE(r.status == 0);
+        CHECK(one_json_line(r).at("model") == "demo-large");
+    }
+    auto dashed = sturdy_at(f.demo, {"chat", "--", "--stream"});
+    CHECK(dashed.status == 0);
+    CHECK(dashed.out == "Hello from the sturdy demo server! You said: --stream\n");
+}
+
+TEST_CASE("OPENAI_MODEL and OPENAI_API_KEY are the defaults; options override them", "[cli]") {
+    sturdy_demo::options opts;
+    opts.api_key = "sk-demo-right-key-0123456789";
+    demo_fixture f(opts);
+    const std::map<std::string, std::string> env{{"OPENAI_MODEL", "demo-large"}, {"OPENAI_API_KEY", opts.api_key}};
+
+    auto chat = sturdy_at(f.demo, {"chat", "--json", "hi"}, env);
+    REQUIRE(chat.status == 0);
+    CHECK(one_json_line(chat).at("model") == "demo-large");
+    auto embed = sturdy_at(f.demo, {"embed", "--json", "hi"}, env);
+    REQUIRE(embed.status == 0);
+    CHECK(one_json_line(embed).at("model") == "demo-large");
+
+    auto chosen = sturdy_at(f.demo, {"chat", "--json", "--model", "demo-mini", "hi"}, env);
+    REQUIRE(chosen.status == 0);
+    CHECK(one_json_line(chosen).at("model") == "demo-mini");
+}
+
+TEST_CASE("models prints one id per line; --json the list", "[cli]") {
+    demo_fixture f;
+    auto r = sturdy_at(f.demo, {"models"});
+    CHECK(r.status == 0);
+    CHECK(r.err.empty());
+    CHECK(r.out == "demo-mini\ndemo-large\ndemo-embed\n");
+
+    auto j = sturdy_at(f.demo, {"models", "--json"});
+    REQUIRE(j.status == 0);
+    const json list = one_json_line(j);
+    REQUIRE(list.at("data").is_array());
+    std::vector<std::string> ids;
+    for (const auto& m : list.at("data")) {
+        ids.push_back(m.at("id"));
+        CHECK(m.at("owned_by") == "sturdy-demo");
+        CHECK(m.at("created").is_number_integer());
+    }
+    CHECK(ids == std::vector<std::string>{"demo-mini", "demo-large", "demo-embed"});
+}
+
+TEST_CASE("embed --json has one vector per TEXT, of --dimensions floats", "[cli]") {
+    demo_fixture f;
+    auto r = sturdy_at(f.demo, {"embed", "--json", "--dimensions", "8", "first text", "second"});
+    REQUIRE(r.status == 0);
+    CHECK(r.err.empty());
+    const json j = one_json_line(r);
+    CHECK(j.at("model") == "text-embedding-3-small");
+    const json& data = j.at("data");
+    REQUIRE(data.size() == 2);
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        CHECK(data[i].at("index") == i);
+        const json& v = data[i].at("embedding");
+        REQUIRE(v.is_array());
+        REQUIRE(v.size() == 8);
+        double norm = 0;
+        for (const auto& x : v) {
+            REQUIRE(x.is_number());
+            norm += x.get<double>() * x.get<double>();
+        }
+        CHECK(std::sqrt(norm) == Approx(1.0).epsilon(1e-5));  // the demo's vectors are unit vectors
+    }
+    CHECK(data[0].at("embedding") != data[1].at("embedding"));
+    CHECK(j.at("usage").at("prompt_tokens") == 3);
+}
+
+TEST_CASE("embed prints INDEX DIMENSIONS and the first values, one line per TEXT", "[cli]") {
+    demo_fixture f;
+    auto r = sturdy_at(f.demo, {"embed", "a", "b", "c"});
+    REQUIRE(r.status == 0);
+    CHECK(r.err.empty());
+    std::istringstream lines(r.out);
+    std::string line;
+    int index = 0;
+    while (std::getline(lines, line)) {
+        INFO(line);
+        std::istringstream words(line);
+        std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+        REQUIRE(w.size() == 7);  // INDEX DIMENSIONS four values "..."
+        CHECK(w[0] == std::to_string(index));
+        CHECK(w[1] == "16");
+        for (int i = 2; i < 6; ++i) CHECK(std::abs(std::stod(w[static_cast<std::size_t>(i)])) <= 1.0);
+        CHECK(w[6] == "...");
+        ++index;
+    }
+    CHECK(index == 3);
+}
+
+// ---- retries ----
+
+TEST_CASE("a 429 with retry-after-ms is retried: attempts == 2", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::status(429).retry_after_ms(100ms));
+    auto r = sturdy_at(f.demo, {"chat", "--json", "hi there"});
+    REQUIRE(r.status == 0);
+    CHECK(r.err.empty());  // a retry is not an error
+    const json j = one_json_line(r);
+    CHECK(j.at("attempts") == 2);
+    CHECK(j.at("content") == reply_to_hi);
+    CHECK(j.at("latency_ms").get<double>() >= 100);  // the server's wait was honoured
+    CHECK(r.seconds < 2);
+}
+
+TEST_CASE("--max-retries N makes N retries, then reports the last error", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::status(503).times(2));
+    auto r = sturdy_at(f.demo, {"models", "--max-retries", "1"});
+    check_failure(r, "error: internal_server [503]: ");
+    CHECK(r.out.empty());
+    CHECK(f.demo.requests() == 2);
+}
+
+TEST_CASE("--max-retries 0 and a 503: one attempt, one error line", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::status(503));
+    auto r = sturdy_at(f.demo, {"chat", "hi", "--max-retries", "0"});
+    check_failure(r, "error: internal_server [503]: ");
+    CHECK(r.out.empty());
+    CHECK(f.demo.requests() == 1);
+}
+
+// ---- errors ----
+
+TEST_CASE("a wrong key is an authentication error, and the key is not printed", "[cli]") {
+    sturdy_demo::options opts;
+    opts.api_key = "sk-demo-right-key-0123456789";
+    demo_fixture f(opts);
+    const std::string wrong = "sk-demo-WRONG-key-9876543210";
+    auto r = sturdy_at(f.demo, {"chat", "--api-key", wrong, "hi"}, {{"OPENAI_API_KEY", opts.api_key}});
+    check_failure(r, "error: authentication [401]: ");
+    CHECK(r.err.find(wrong) == std::string::npos);
+    CHECK(r.err.find("9876543210") == std::string::npos);
+    CHECK(r.out.empty());
+    CHECK(f.demo.requests() == 1);  // a 401 is not retried
+}
+
+TEST_CASE("a refused connection is a connection error, without a status", "[cli]") {
+    auto r = sturdy({"models", "--max-retries=0", "--base-url", "http://127.0.0.1:" + std::to_string(refused_port()) + "/v1"});
+    check_failure(r, "error: connection: ");
+    CHECK(r.out.empty());
+}
+
+TEST_CASE("the error kind names the failure: context_length_exceeded", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::context_length_exceeded());
+    auto r = sturdy_at(f.demo, {"chat", "hi"});
+    check_failure(r, "error: context_length_exceeded [400]: ");
+}
+
+TEST_CASE("an error message with line breaks is printed on one line", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::status(500).message("first line\nsecond line\r\nthird"));
+    auto r = sturdy_at(f.demo, {"chat", "hi", "--max-retries", "0"});
+    check_failure(r, "error: internal_server [500]: ");
+    CHECK(r.err.find("first line second line  third") != std::string::npos);
+}
+
+TEST_CASE("a stalled stream times out at --timeout; the text before the stall stays", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::stall_after(3));  // the role chunk, "Hello", " from", then silence
+    auto r = sturdy_at(f.demo, {"chat", "--stream", "--timeout", "0.5", "hi there"});
+    check_failure(r, "error: timeout: ");
+    CHECK(r.out == "Hello from\n");
+    CHECK(r.seconds >= 0.45);
+    CHECK(r.seconds < 2);
+    CHECK(f.demo.requests() == 1);  // content was printed: never replayed
+}
+
+TEST_CASE("a stream cut after content is stream_truncated; the partial text stays", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::cut_after(4));
+    auto r = sturdy_at(f.demo, {"chat", "--stream", "hi there"});
+    check_failure(r, "error: stream_truncated: ");
+    CHECK(r.out == "Hello from the\n");
+}
+
+TEST_CASE("--timeout bounds retry waits too", "[cli]") {
+    demo_fixture f;
+    // A Retry-After longer than the time left: failing at once beats sleeping into the deadline.
+    f.demo.inject(fault::status(503).retry_after(5s));
+    auto r = sturdy_at(f.demo, {"chat", "hi", "--timeout=1"});
+    check_failure(r, "error: internal_server [503]: ");
+    CHECK(r.seconds < 1);
+    CHECK(f.demo.requests() == 1);
+}
+
+// ---- usage ----
+
+TEST_CASE("usage errors exit 2 with one line, and call nothing", "[cli]") {
+    demo_fixture f;
+    const auto args = GENERATE(values<std::vector<std::string>>({
+        {},
+        {"chta", "hi"},
+        {"chat"},
+        {"chat", "one", "two"},
+        {"models", "extra"},
+        {"embed"},
+        {"chat", "--bogus", "hi"},
+        {"chat", "-x", "hi"},
+        {"chat", "--json=yes", "hi"},
+        {"chat", "hi", "--model"},
+        {"chat", "--model=", "hi"},
+        {"chat", "--max-tokens", "abc", "hi"},
+        {"chat", "--max-tokens", "0", "hi"},
+        {"chat", "--max-tokens", "99999999999", "hi"},
+        {"chat", "--temperature", "warm", "hi"},
+        {"chat", "--temperature", "nan", "hi"},
+        {"chat", "--seed", "1.5", "hi"},
+        {"embed", "--dimensions", "-3", "x"},
+        {"models", "--max-retries", "-1"},
+        {"models", "--timeout", "0"},
+        {"models", "--timeout", "soon"},
+    }));
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    INFO("sturdy " << joined);
+    auto r = sturdy_at(f.demo, args);
+    INFO("stderr: " << r.err);
+    CHECK(r.status == 2);
+    CHECK(r.out.empty());
+    CHECK(lines_in(r.err) == 1);
+    CHECK(r.err.rfind("error: usage: ", 0) == 0);
+    CHECK(f.demo.requests() == 0);
+}
+
+TEST_CASE("usage errors do not repeat option values", "[cli]") {
+    auto r = sturdy({"chat", "--api-key=sk-secret-0123456789", "--max-tokens", "sk-secret-0123456789", "hi"});
+    CHECK(r.status == 2);
+    CHECK(r.err.find("sk-secret") == std::string::npos);
+}
+
+TEST_CASE("--help prints usage on stdout and exits 0", "[cli]") {
+    const auto args = GENERATE(values<std::vector<std::string>>({
+        {"--help"},
+        {"-h"},
+        {"chat", "--help"},
+        {"embed", "--max-tokens", "abc", "-h"},  // help wins over mistakes
+    }));
+    auto r = sturdy(args);
+    CHECK(r.status == 0);
+    CHECK(r.err.empty());
+    CHECK(r.out.rfind("Usage:\n  sturdy chat   [options] PROMPT\n", 0) == 0);
+    CHECK(r.out.find("--max-retries") != std::string::npos);
+    CHECK(r.out.find("OPENAI_MODEL") != std::string::npos);
+}
