@@ -111,12 +111,9 @@ sturdy::client make_client(const arguments& args) {
 
 sturdy::request_options call_options(const arguments& args) {
     sturdy::request_options call;
-    if (args.timeout) {
-        call.total_timeout = *args.timeout;
-        // Each attempt has its own limit too (client_options::timeout, 600 s): --timeout replaces
-        // it, so that the whole-call limit is the only one, also when longer.
-        call.timeout = *args.timeout;
-    }
+    // A bound on the whole call: every attempt, retry wait and stream (it also replaces the
+    // client's default per-attempt limit of 600 s).
+    if (args.timeout) call.total_timeout = *args.timeout;
     return call;
 }
 

@@ -2,7 +2,7 @@
 // by the test process itself, once per executable and kind, on a free loopback port.
 //
 //   auto client = sturdy_conformance::chat_client();     // starts the chat server on first use
-//   auto reply = client.chat(sturdy_conformance::chat_request("Say hello."));
+//   auto reply = client.chat(sturdy_conformance::user_request("Say hello."));
 //
 // The script is $STURDY_LLAMA_SERVER_SH, else <tests>/../../shared/peers/llama-server.sh. The server
 // must have been built by `llama-server.sh build` (about 8 minutes; .ci/run does it in the
@@ -205,35 +205,27 @@ inline const llama_server& running_server(server_kind kind) {
     return embed.get();
 }
 
-/// A client of the chat server (model tiny-llama, key sk-test), or with another key.
-inline sturdy::client chat_client(std::string api_key = chat_api_key) {
+/// A client of the running server of this kind, with timeouts that fit a local server.
+inline sturdy::client client_of(server_kind kind, std::string api_key = {}) {
     sturdy::client_options o;
-    o.base_url = running_server(server_kind::chat).base_url();
+    o.base_url = running_server(kind).base_url();
     o.api_key = std::move(api_key);
     o.connect_timeout = std::chrono::seconds(2);
     o.timeout = std::chrono::seconds(30);
     return sturdy::client(std::move(o));
 }
 
-/// A client of the embeddings server (model tiny-embed, no key).
-inline sturdy::client embed_client() {
-    sturdy::client_options o;
-    o.base_url = running_server(server_kind::embed).base_url();
-    o.connect_timeout = std::chrono::seconds(2);
-    o.timeout = std::chrono::seconds(30);
-    return sturdy::client(std::move(o));
-}
+/// A client of the chat server (model tiny-llama, key sk-test), or with another key.
+inline sturdy::client chat_client(std::string api_key = chat_api_key) { return client_of(server_kind::chat, std::move(api_key)); }
 
-/// A one-message chat request for tiny-llama.
-inline sturdy::chat_request chat_request(std::string prompt, std::optional<int> max_tokens = 16) {
+/// A client of the embeddings server (model tiny-embed, no key).
+inline sturdy::client embed_client() { return client_of(server_kind::embed); }
+
+/// A one-message chat request for tiny-llama, sampled greedily (temperature 0, a fixed seed): the
+/// reply is a function of the request, so no test depends on a lucky draw.
+inline sturdy::chat_request user_request(std::string prompt, std::optional<int> max_tokens = 16) {
     sturdy::chat_request req{chat_model, {sturdy::chat_message::user(std::move(prompt))}};
     req.max_tokens = max_tokens;
-    return req;
-}
-
-/// The same, sampled greedily: the server's reply is a function of the request.
-inline sturdy::chat_request greedy_request(std::string prompt, int max_tokens) {
-    auto req = chat_request(std::move(prompt), max_tokens);
     req.temperature = 0.0;
     req.seed = 42;
     return req;

@@ -12,7 +12,7 @@ using namespace sturdy_conformance;
 TEST_CASE("conformance chat: a reply has content, the model's name, a finish reason and consistent usage",
           "[conformance][chat]") {
     auto client = chat_client();
-    auto reply = client.chat(chat_request("Say hello."));
+    auto reply = client.chat(user_request("Say hello."));
 
     CHECK_FALSE(reply.id.empty());
     CHECK(reply.object == "chat.completion");
@@ -20,6 +20,7 @@ TEST_CASE("conformance chat: a reply has content, the model's name, a finish rea
     REQUIRE(reply.choices.size() == 1);
     CHECK(reply.choices[0].message.role == "assistant");
     CHECK_FALSE(reply.content().empty());
+    CAPTURE(reply.finish_reason());
     const bool known_reason = reply.finish_reason() == "stop" || reply.finish_reason() == "length";
     CHECK(known_reason);
     REQUIRE(reply.usage.has_value());
@@ -31,7 +32,7 @@ TEST_CASE("conformance chat: a reply has content, the model's name, a finish rea
 
 TEST_CASE("conformance chat: max_tokens bounds the reply, which ends with finish_reason length", "[conformance][chat]") {
     auto client = chat_client();
-    auto req = greedy_request("Tell me a long story about a lighthouse keeper.", 5);
+    auto req = user_request("Tell me a long story about a lighthouse keeper.", 5);
     SECTION("max_tokens") {}
     SECTION("max_completion_tokens, its newer name") {
         req.max_tokens.reset();
@@ -49,13 +50,13 @@ TEST_CASE("conformance chat: fields the server adds to a reply (llama.cpp's timi
           "[conformance][chat]") {
     auto client = chat_client();
     SECTION("unstreamed") {
-        auto reply = client.chat(chat_request("Say hello."));
+        auto reply = client.chat(user_request("Say hello."));
         REQUIRE(reply.extra.contains("timings"));
         CHECK(reply.extra["timings"].is_object());
         CHECK(reply.extra["timings"].contains("predicted_n"));
     }
     SECTION("streamed: kept from the chunk that carried them") {
-        auto reply = client.stream(chat_request("Say hello."), [](const sturdy::chat_chunk&) {});
+        auto reply = client.stream(user_request("Say hello."), [](const sturdy::chat_chunk&) {});
         REQUIRE(reply.extra.contains("timings"));
         CHECK(reply.extra["timings"].contains("predicted_n"));
     }
@@ -76,7 +77,7 @@ nlohmann::json weather_tool() {
 // The random-weight model calls a tool only by chance: when it does, the call must be well formed.
 TEST_CASE("conformance chat: a request with tools and tool_choice is accepted", "[conformance][chat][tools]") {
     auto client = chat_client();
-    auto req = chat_request("What is the weather in Paris?");
+    auto req = user_request("What is the weather in Paris?");
     req.tools = weather_tool();
     SECTION("tool_choice auto") { req.tool_choice = "auto"; }
     SECTION("tool_choice naming the function") {

@@ -22,7 +22,7 @@ std::string oversized_prompt() {
 TEST_CASE("conformance errors: a prompt larger than the context is context_length_exceeded, status 400, chat and stream",
           "[conformance][errors]") {
     auto client = chat_client();
-    const auto req = chat_request(oversized_prompt());
+    const auto req = user_request(oversized_prompt());
     int chunks = 0;
 
     const bool streamed = GENERATE(false, true);
@@ -44,7 +44,7 @@ TEST_CASE("conformance errors: a wrong API key is an authentication error, statu
           "[conformance][errors]") {
     const std::string wrong_key = "sk-wrong-0123456789abcdef";
     auto client = chat_client(wrong_key);
-    const auto req = chat_request("Say hello.");
+    const auto req = user_request("Say hello.");
 
     const bool streamed = GENERATE(false, true);
     auto reply = streamed ? client.try_stream(req, [](const sturdy::chat_chunk&) {}) : client.try_chat(req);

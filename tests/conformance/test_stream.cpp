@@ -14,7 +14,7 @@ TEST_CASE("conformance stream: chunks arrive one by one and add up to the return
     auto client = chat_client();
     std::vector<std::string> pieces;
     std::string finish_reason_seen;
-    auto reply = client.stream(chat_request("Say hello.", 12), [&](const sturdy::chat_chunk& chunk) {
+    auto reply = client.stream(user_request("Say hello.", 12), [&](const sturdy::chat_chunk& chunk) {
         pieces.emplace_back(chunk.content());
         for (const auto& choice : chunk.choices)
             if (!choice.finish_reason.empty()) finish_reason_seen = choice.finish_reason;
@@ -39,7 +39,7 @@ TEST_CASE("conformance stream: chunks arrive one by one and add up to the return
 
 TEST_CASE("conformance stream: usage arrives when include_usage asks for it, and only then", "[conformance][stream]") {
     auto client = chat_client();
-    auto req = chat_request("Say hello.", 8);
+    auto req = user_request("Say hello.", 8);
     bool chunk_with_usage = false;
     auto watch = [&](const sturdy::chat_chunk& chunk) { chunk_with_usage = chunk_with_usage || chunk.usage.has_value(); };
 
@@ -64,7 +64,7 @@ TEST_CASE("conformance stream: usage arrives when include_usage asks for it, and
 
 TEST_CASE("conformance stream: at temperature 0 a streamed reply equals the unstreamed one", "[conformance][stream]") {
     auto client = chat_client();
-    auto req = greedy_request("Tell me a long story about a lighthouse keeper.", 48);
+    auto req = user_request("Tell me a long story about a lighthouse keeper.", 48);
     req.stream_options = sturdy::chat_stream_options{true, {}};  // sent by the stream only
 
     auto whole = client.chat(req);
@@ -85,7 +85,7 @@ TEST_CASE("conformance stream: a callback returning false ends the call at once,
     auto client = chat_client();
     // 400 greedy tokens take the server a second or more; the same reply, stopped after two chunks,
     // must come back long before that.
-    auto req = greedy_request("Tell me a long story about a lighthouse keeper.", 400);
+    auto req = user_request("Tell me a long story about a lighthouse keeper.", 400);
 
     const auto full_started = steady::now();
     auto full = client.stream(req, [](const sturdy::chat_chunk&) {});
@@ -112,6 +112,6 @@ TEST_CASE("conformance stream: a callback returning false ends the call at once,
     CHECK(stopped_time * 4 < full_time);
 
     // The connection the stopped call abandoned does not disturb the next call.
-    auto next = client.chat(chat_request("Say hello.", 4));
+    auto next = client.chat(user_request("Say hello.", 4));
     CHECK_FALSE(next.content().empty());
 }

@@ -313,12 +313,12 @@ TEST_CASE("stream: the caller can stop early and keep what arrived", "[socket][s
 TEST_CASE("stream: cancelling from another thread ends a stalled stream at once", "[socket][stream]") {
     sturdy_test::script_server srv;
     srv.enqueue(reply::sse().data(role).data(text("x")).stall());
-    sturdy::cancellation_source stop;
+    sturdy::cancellation_source caller_stop;
     sturdy::request_options call;
-    call.cancel = stop.token();
+    call.cancel = caller_stop.token();
     std::thread canceller([&] {
         std::this_thread::sleep_for(100ms);
-        stop.cancel();
+        caller_stop.cancel();
     });
     const auto t0 = std::chrono::steady_clock::now();
     auto r = make_client(srv).try_stream(hello, [](const sturdy::chat_chunk&) {}, call);
