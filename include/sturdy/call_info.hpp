@@ -2,9 +2,12 @@
 /// @file
 /// What a call went through: attempts, timing, where it was answered. Every response carries one.
 
+#include <sturdy/error.hpp>
+
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sturdy {
 
@@ -20,6 +23,14 @@ struct call_info {
     std::string request_id{};
     /// For streams: the caller's callback returned false, so the reply is partial by request.
     bool stopped_early = false;
+    /// The route (fallback target, split arm) that answered; empty for the client's own endpoint.
+    std::string route{};
+    /// Times a fallback chain moved on to its next target.
+    int fallbacks = 0;
+    /// Hedged attempts started beside the first.
+    int hedges = 0;
+    /// Every error met on the way to this reply, oldest first.
+    std::vector<error> errors{};
 };
 
 }  // namespace sturdy

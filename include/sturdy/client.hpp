@@ -249,13 +249,18 @@ private:
         ctx.cancel = call.cancel;
         ctx.first_token_timeout = call.first_token_timeout;
         ctx.idle_timeout = call.idle_timeout;
+        ctx.route_order = call.route_order;
         if (call.total_timeout) ctx.deadline = deadline::after(timing_.clock, *call.total_timeout);
         result<T> outcome = policy_.execute(ctx, attempt);
         if constexpr (has_call_info<T>::value) {
             if (outcome) {
-                outcome->call.attempts = state.attempts();
-                outcome->call.latency =
-                    std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+                auto& info = outcome->call;
+                info.attempts = state.attempts();
+                info.latency = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+                info.route = state.route_name();
+                info.fallbacks = state.fallbacks();
+                info.hedges = state.hedges();
+                info.errors = state.errors();
             }
         }
         return outcome;

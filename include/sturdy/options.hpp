@@ -10,6 +10,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sturdy {
 
@@ -63,6 +64,8 @@ struct request_options {
     header_list headers;
     /// Cancels the call from another thread.
     cancellation_token cancel;
+    /// Routes (fallback targets, split arms) to try first, by name, for this call only.
+    std::vector<std::string> route_order;
 };
 
 }  // namespace sturdy

@@ -118,6 +118,9 @@ public:
         route_ = name;
         if (fallback) ++fallbacks_;
     }
+    /// A hedged attempt started.
+    void note_hedge() noexcept { hedges_.fetch_add(1, std::memory_order_relaxed); }
+    int hedges() const noexcept { return hedges_.load(std::memory_order_relaxed); }
     std::string route_name() const {
         std::lock_guard<std::mutex> lock(mutex_);
         return route_;
@@ -130,6 +133,7 @@ public:
 private:
     std::atomic<int> attempts_{0};
     std::atomic<int> owner_{0};
+    std::atomic<int> hedges_{0};
     mutable std::mutex mutex_;
     std::vector<error> errors_;
     std::string route_;
@@ -167,6 +171,11 @@ struct call_context {
     cancellation_token cancel;
     /// Set by routing policies; null means the client's endpoint and the request's model.
     std::shared_ptr<const sturdy::route> route;
+    /// Names of routes this call prefers, in order (request_options::route_order); routing
+    /// policies try these first.
+    std::vector<std::string> route_order;
+    /// A shadow attempt: its reply is recorded but never delivered to the caller's callback.
+    bool silent = false;
 
     call_state* state;
     /// Filled by each attempt made through this context.

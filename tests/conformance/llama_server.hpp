@@ -10,9 +10,9 @@
 // llama-src-*/build/bin/llama-server. A test never builds it. A missing script, an unbuilt server or
 // a failed start fails every test that needs the server, with the reason; nothing is skipped.
 //
-// Servers stop when the executable exits (static destructors). Should the process die without
-// running them (a crash, ctest's timeout kill), a detached watchdog shell holding the read end of a
-// pipe that only this process writes to sees end-of-file and kills the server.
+// Servers stop when the executable exits, even when it dies without running destructors (a crash,
+// ctest's timeout kill): each server has a detached shell that runs `llama-server.sh stop PID` once
+// the pipe that only this process holds open for writing reaches end-of-file.
 //
 // Create clients after running_server() returns (chat_client() and embed_client() do): processes
 // started while a client holds connections would inherit its sockets.
@@ -132,8 +132,10 @@ public:
         // The port is free when chosen, but another process may take it first: try a few.
         for (int attempt = 0; attempt < 3 && pid_.empty(); ++attempt) {
             const int port = detail::free_port();
-            const std::string command = "bash " + detail::shell_quote(script_) + " start " + std::to_string(port) + " " + kind_name;
-            auto [status, out] = detail::run(command + " 2>&1");
+            const std::string command = script_command("start " + std::to_string(port) + " " + kind_name);
+            // In a session of its own, so a Ctrl-C meant for the tests never reaches the server: only
+            // the stopper below signals it.
+            auto [status, out] = detail::run("setsid -w " + command + " 2>&1");
             while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
             const std::string pid = out.substr(out.find_last_of('\n') + 1);
             if (status == 0 && !pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos) {
@@ -144,20 +146,20 @@ public:
             }
         }
         if (pid_.empty()) throw std::runtime_error(failure);
-        // The outer sh exits at once; the detached subshell waits for end-of-file on the pipe, which
-        // comes when this process closes it: in the destructor, or when the process dies.
-        const std::string guard = "exec 3<&0; (read -r line <&3; kill " + pid_ + ") </dev/null >/dev/null 2>&1 &";
-        watchdog_ = ::popen(guard.c_str(), "we");
+        // The stopper: a detached subshell (the outer sh exits at once) that runs `stop` when it reads
+        // end-of-file on the pipe, which comes when this process closes it: in the destructor, or
+        // when the process dies. Exactly one stop: llama-server hangs on a second signal that
+        // arrives during its shutdown ("Received second interrupt, terminating immediately").
+        const std::string stopper = "exec 3<&0; (read -r line <&3; " + stop_command() + ") </dev/null >/dev/null 2>&1 &";
+        stopper_ = ::popen(stopper.c_str(), "we");
+        if (!stopper_) {
+            detail::run(stop_command());
+            throw std::runtime_error("conformance: cannot start the shell that stops llama-server " + pid_);
+        }
     }
 
-    ~llama_server() {
-        try {
-            detail::run("bash " + detail::shell_quote(script_) + " stop " + pid_ + " 2>/dev/null");
-        } catch (const std::exception&) {
-            // The watchdog below stops the server anyway.
-        }
-        if (watchdog_) ::pclose(watchdog_);  // end-of-file: the watchdog kills the server, if still there
-    }
+    /// Stops the server (without waiting for it to exit).
+    ~llama_server() { ::pclose(stopper_); }
 
     llama_server(const llama_server&) = delete;
     llama_server& operator=(const llama_server&) = delete;
@@ -166,10 +168,13 @@ public:
     const std::string& base_url() const noexcept { return base_url_; }
 
 private:
+    std::string script_command(const std::string& arguments) const { return "bash " + detail::shell_quote(script_) + " " + arguments; }
+    std::string stop_command() const { return script_command("stop " + pid_); }
+
     std::string script_;
     std::string pid_;
     std::string base_url_;
-    FILE* watchdog_ = nullptr;
+    FILE* stopper_ = nullptr;
 };
 
 namespace detail {

@@ -137,6 +137,7 @@ private:
     }
 
     bool deliver(const chat_chunk& chunk) {
+        if (ctx_.silent) return true;  // a shadow attempt: recorded, never shown to the caller
         if (!deliver_(chunk)) user_stopped_ = true;
         return !user_stopped_;
     }
