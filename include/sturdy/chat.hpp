@@ -69,7 +69,9 @@ struct chat_message {
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
         field("role", self.role);
-        field("content", self.content, detail::keep_empty);
+        // Content is required, even empty, except beside tool calls (as the official SDKs send it).
+        if (self.tool_calls.empty()) field("content", self.content, detail::keep_empty);
+        else field("content", self.content);
         field("name", self.name);
         field("tool_calls", self.tool_calls);
         field("tool_call_id", self.tool_call_id);

@@ -26,8 +26,10 @@ namespace sturdy {
 template <class... Policies>
 class pipeline {
 public:
+    /// Default-constructed policies (an empty pipeline is just the attempt).
     pipeline() = default;
-    explicit pipeline(Policies... policies) : policies_(std::move(policies)...) {}
+    template <class... Given, class = std::enable_if_t<sizeof...(Given) == sizeof...(Policies) && (sizeof...(Given) > 0)>>
+    explicit pipeline(Given&&... policies) : policies_(std::forward<Given>(policies)...) {}
 
     template <class Attempt>
     auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {

@@ -36,7 +36,8 @@ TEST_CASE("json: extra request fields are sent and override known ones", "[json]
     CHECK(j["messages"][0]["content"].is_array());
 }
 
-TEST_CASE("json: a message's content is always sent, even empty", "[json]") {
+TEST_CASE("json: a message's content is always sent, even empty, except beside tool calls", "[json]") {
+    CHECK(json(sturdy::chat_message::user("")).contains("content"));
     sturdy::chat_message m = sturdy::chat_message::assistant("");
     sturdy::tool_call call;
     call.id = "call_1";
@@ -44,8 +45,10 @@ TEST_CASE("json: a message's content is always sent, even empty", "[json]") {
     call.function.arguments = R"({"city":"Paris"})";
     m.tool_calls.push_back(call);
     json j = m;
-    CHECK(j.contains("content"));
+    CHECK_FALSE(j.contains("content"));
     CHECK(j["tool_calls"][0]["function"]["name"] == "get_weather");
+    m.content = "Let me check.";
+    CHECK(json(m)["content"] == "Let me check.");
     CHECK(j["tool_calls"][0]["type"] == "function");
     CHECK_FALSE(j["tool_calls"][0].contains("index"));
 }
