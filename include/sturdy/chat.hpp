@@ -154,7 +154,7 @@ struct chat_request {
 /// One choice of a chat completion.
 struct chat_choice {
     int index = 0;
-    chat_message message;
+    chat_message message{};
     std::string finish_reason{};  ///< "stop", "length", "tool_calls", "content_filter"...
     nlohmann::json logprobs{};
     nlohmann::json extra{};
@@ -168,29 +168,18 @@ struct chat_choice {
     }
 };
 
-/// A chat completion. A streamed call returns the same shape, assembled from its chunks.
-struct chat_response {
+/// The fields a chat completion and each of its streamed chunks share; `Choice` is a whole
+/// choice (`chat_choice`) or a chunk's part of one (`chat_chunk_choice`).
+template <class Choice>
+struct basic_chat_completion {
     std::string id{};
     std::string object{};
     std::int64_t created = 0;
     std::string model{};
     std::string system_fingerprint{};
-    std::vector<chat_choice> choices{};
-    std::optional<token_usage> usage{};
+    std::vector<Choice> choices{};
+    std::optional<token_usage> usage{};  ///< on a stream, only in the last chunk, when asked for
     nlohmann::json extra{};
-    /// How the call went (not part of the JSON).
-    call_info call;
-
-    /// The first choice's text, or an empty string.
-    const std::string& content() const noexcept {
-        static const std::string none;
-        return choices.empty() ? none : choices.front().message.content;
-    }
-    /// The first choice's finish reason, or an empty string.
-    const std::string& finish_reason() const noexcept {
-        static const std::string none;
-        return choices.empty() ? none : choices.front().finish_reason;
-    }
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {
@@ -204,10 +193,27 @@ struct chat_response {
     }
 };
 
+/// A chat completion. A streamed call returns the same shape, assembled from its chunks.
+struct chat_response : basic_chat_completion<chat_choice> {
+    /// How the call went (not part of the JSON).
+    call_info call{};
+
+    /// The first choice's text, or an empty string.
+    const std::string& content() const noexcept {
+        static const std::string none;
+        return choices.empty() ? none : choices.front().message.content;
+    }
+    /// The first choice's finish reason, or an empty string.
+    const std::string& finish_reason() const noexcept {
+        static const std::string none;
+        return choices.empty() ? none : choices.front().finish_reason;
+    }
+};
+
 /// One choice's part of a streamed chunk.
 struct chat_chunk_choice {
     int index = 0;
-    chat_message delta;
+    chat_message delta{};
     std::string finish_reason{};
     nlohmann::json logprobs{};
     nlohmann::json extra{};
@@ -222,30 +228,10 @@ struct chat_chunk_choice {
 };
 
 /// One chunk of a streamed chat completion.
-struct chat_chunk {
-    std::string id{};
-    std::string object{};
-    std::int64_t created = 0;
-    std::string model{};
-    std::string system_fingerprint{};
-    std::vector<chat_chunk_choice> choices{};
-    std::optional<token_usage> usage{};  ///< only on the last chunk, when asked for
-    nlohmann::json extra{};
-
+struct chat_chunk : basic_chat_completion<chat_chunk_choice> {
     /// The first choice's new text, or an empty view.
     std::string_view content() const noexcept {
         return choices.empty() ? std::string_view{} : std::string_view(choices.front().delta.content);
-    }
-
-    template <class Self, class F>
-    static void visit(Self& self, F&& field) {
-        field("id", self.id);
-        field("object", self.object);
-        field("created", self.created);
-        field("model", self.model);
-        field("system_fingerprint", self.system_fingerprint);
-        field("choices", self.choices);
-        field("usage", self.usage);
     }
 };
 
