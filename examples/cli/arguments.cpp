@@ -41,18 +41,29 @@ one given wins, and those that do not apply to the command are ignored.
   --max-retries N    retries of a failed attempt (default 2), for 408, 409,
                      429, 5xx, connection errors and timeouts; a server's
                      Retry-After is honoured
+  --retry-jitter J   how retries wait: official (default: 0.5 s doubling to
+                     8 s, less up to 25%), full, equal or decorrelated (AWS's
+                     jitters on the same scale)
+  --fallback M1,M2   chat: models tried in order, on the same base URL, when
+                     --model fails with 429, 5xx, a timeout or a connection
+                     error (each with its own retries)
   --timeout SECONDS  a limit on the whole call, retries and stream included
                      (fractions allowed: 0.5)
+  --idle-timeout SECONDS
+                     chat --stream: the longest gap between two chunks
+  --first-token-timeout SECONDS
+                     chat --stream: the longest wait for the first content
   --json             print the result as one JSON object on one line
   -h, --help         print this help and exit
   --                 end of options: what follows is PROMPT or TEXT, even "-x"
 
 JSON output (--json):
   chat    {"content", "model", "finish_reason", "usage", "latency_ms",
-          "attempts"}, and "ttft_ms" (time to first token) with --stream,
-          which then prints nothing before the object. usage is
+          "attempts", "fallbacks"}, and "ttft_ms" (time to first token) with
+          --stream, which then prints nothing before the object. usage is
           {"prompt_tokens", "completion_tokens", "total_tokens"} or null;
-          model is the model that answered.
+          model is the model that answered; fallbacks, how many times the
+          call moved on to a --fallback model.
   models  the server's list: {"data": [{"id", "object", "created",
           "owned_by"}, ...], "object"}
   embed   {"model", "data": [{"index", "embedding": [...]}, ...], "usage"}
@@ -108,6 +119,28 @@ std::chrono::milliseconds to_timeout(std::string_view option, const std::string&
     return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(seconds * 1000)));
 }
 
+jitter to_jitter(std::string_view option, const std::string& text) {
+    if (text == "official") return jitter::official;
+    if (text == "full") return jitter::full;
+    if (text == "equal") return jitter::equal;
+    if (text == "decorrelated") return jitter::decorrelated;
+    fail(option, "needs one of: official, full, equal, decorrelated");
+}
+
+// "a,b,c": one or more model names, none empty.
+std::vector<std::string> to_models(std::string_view option, const std::string& text) {
+    std::vector<std::string> models;
+    std::string_view rest = text;
+    for (;;) {
+        const auto comma = rest.find(',');
+        const std::string_view name = rest.substr(0, comma);
+        if (name.empty()) fail(option, "needs model names separated by commas, none empty");
+        models.emplace_back(name);
+        if (comma == std::string_view::npos) return models;
+        rest.remove_prefix(comma + 1);
+    }
+}
+
 struct option {
     std::string_view name;
     bool takes_value;
@@ -130,6 +163,11 @@ const option options[] = {
     {"--max-retries", true, [](arguments& a, std::string_view n, const std::string& v) {
         a.max_retries = to_integer(n, v, 0, "needs a whole number >= 0"); }},
     {"--timeout", true, [](arguments& a, std::string_view n, const std::string& v) { a.timeout = to_timeout(n, v); }},
+    {"--idle-timeout", true, [](arguments& a, std::string_view n, const std::string& v) { a.idle_timeout = to_timeout(n, v); }},
+    {"--first-token-timeout", true, [](arguments& a, std::string_view n, const std::string& v) {
+        a.first_token_timeout = to_timeout(n, v); }},
+    {"--retry-jitter", true, [](arguments& a, std::string_view n, const std::string& v) { a.retry_jitter = to_jitter(n, v); }},
+    {"--fallback", true, [](arguments& a, std::string_view n, const std::string& v) { a.fallback_models = to_models(n, v); }},
     {"--json", false, [](arguments& a, std::string_view, const std::string&) { a.json = true; }},
 };
 

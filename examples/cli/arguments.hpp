@@ -15,6 +15,10 @@ namespace sturdy_cli {
 
 enum class command { chat, models, embed };
 
+/// How retries wait (--retry-jitter): the official SDKs' schedule, or AWS's jitter variants on
+/// the same scale (0.5 s doubling to at most 8 s).
+enum class jitter { official, full, equal, decorrelated };
+
 /// What the command line asked for. An empty optional means "not given": a default applies.
 struct arguments {
     command what = command::chat;
@@ -30,7 +34,11 @@ struct arguments {
     std::optional<std::int64_t> seed;
     std::optional<int> dimensions;
     int max_retries = 2;
+    jitter retry_jitter = jitter::official;
     std::optional<std::chrono::milliseconds> timeout;
+    std::optional<std::chrono::milliseconds> idle_timeout;
+    std::optional<std::chrono::milliseconds> first_token_timeout;
+    std::vector<std::string> fallback_models;  ///< --fallback A,B: tried in order after --model
     bool json = false;
     bool help = false;  ///< --help / -h: nothing else was checked
 };

@@ -101,12 +101,40 @@ std::string model_for(const arguments& args, const char* fallback) {
     return env && *env ? env : fallback;
 }
 
+// The policy is chosen at run time (a fallback chain or not), so the client holds any policy.
+using cli_client = sturdy::basic_client<sturdy::curl_transport, sturdy::any_policy>;
+
+sturdy::backoff backoff_for(sturdy_cli::jitter j) {
+    using namespace std::chrono_literals;
+    switch (j) {
+        case sturdy_cli::jitter::full: return sturdy::backoff::full_jitter(500ms, 8s);
+        case sturdy_cli::jitter::equal: return sturdy::backoff::equal_jitter(500ms, 8s);
+        case sturdy_cli::jitter::decorrelated: return sturdy::backoff::decorrelated_jitter(500ms, 8s);
+        case sturdy_cli::jitter::official: break;
+    }
+    return sturdy::backoff::official();
+}
+
+/// Retries for each model; with --fallback, a chain of models on the same base URL, each with
+/// its own retries, moving on when a model's retries are spent.
+sturdy::any_policy policy_for(const arguments& args, const std::string& model) {
+    sturdy::retry_options retry;
+    retry.max_retries = args.max_retries;
+    retry.backoff = backoff_for(args.retry_jitter);
+    const sturdy::retry_policy retries(retry);
+    if (args.fallback_models.empty()) return retries;
+    std::vector<sturdy::fallback_target> chain;
+    chain.push_back(sturdy::fallback_target(model, model).with_policy(retries));
+    for (const auto& fallback : args.fallback_models) chain.push_back(sturdy::fallback_target(fallback, fallback).with_policy(retries));
+    return sturdy::fallback_policy(std::move(chain));
+}
+
 /// The environment's settings (OPENAI_BASE_URL, OPENAI_API_KEY...), then the command line's.
-sturdy::client make_client(const arguments& args) {
+cli_client make_client(const arguments& args, const std::string& model) {
     auto options = sturdy::client_options::from_env();
     if (args.base_url) options.base_url = *args.base_url;
     if (args.api_key) options.api_key = *args.api_key;
-    return sturdy::client(std::move(options), sturdy::retry_policy(args.max_retries));
+    return cli_client(std::move(options), policy_for(args, model));
 }
 
 sturdy::request_options call_options(const arguments& args) {
@@ -114,10 +142,12 @@ sturdy::request_options call_options(const arguments& args) {
     // A bound on the whole call: every attempt, retry wait and stream (it also replaces the
     // client's default per-attempt limit of 600 s).
     if (args.timeout) call.total_timeout = *args.timeout;
+    call.idle_timeout = args.idle_timeout;
+    call.first_token_timeout = args.first_token_timeout;
     return call;
 }
 
-void chat(const sturdy::client& client, const arguments& args, output& out) {
+void chat(const cli_client& client, const arguments& args, output& out) {
     sturdy::chat_request request(model_for(args, "gpt-4o-mini"), {});
     if (args.system) request.messages.push_back(sturdy::chat_message::system(*args.system));
     request.messages.push_back(sturdy::chat_message::user(args.inputs.front()));
@@ -152,11 +182,13 @@ void chat(const sturdy::client& client, const arguments& args, output& out) {
     }
     ordered_json j;
     j["content"] = reply.content();
-    j["model"] = string_or_null<ordered_json>(reply.model);
+    // The model that answered: the server's word for it, else the fallback target's name.
+    j["model"] = string_or_null<ordered_json>(reply.model.empty() ? reply.call.route : reply.model);
     j["finish_reason"] = string_or_null<ordered_json>(reply.finish_reason());
     j["usage"] = usage_json<ordered_json>(reply.usage, true);
     j["latency_ms"] = to_ms(reply.call.latency);
     j["attempts"] = reply.call.attempts;
+    j["fallbacks"] = reply.call.fallbacks;
     if (args.stream) {
         const auto& ttft = reply.call.time_to_first_token;
         j["ttft_ms"] = ttft ? ordered_json(to_ms(*ttft)) : ordered_json(nullptr);
@@ -164,7 +196,7 @@ void chat(const sturdy::client& client, const arguments& args, output& out) {
     out.line(dump(j));
 }
 
-void models(const sturdy::client& client, const arguments& args, output& out) {
+void models(const cli_client& client, const arguments& args, output& out) {
     const sturdy::model_list list = client.models(call_options(args));
     if (args.json) {
         const nlohmann::json j = list;  // sturdy's types convert to and from nlohmann::json
@@ -174,7 +206,7 @@ void models(const sturdy::client& client, const arguments& args, output& out) {
     for (const auto& model : list.data) out.line(model.id);
 }
 
-void embed(const sturdy::client& client, const arguments& args, output& out) {
+void embed(const cli_client& client, const arguments& args, output& out) {
     sturdy::embedding_request request(model_for(args, "text-embedding-3-small"), args.inputs);
     request.dimensions = args.dimensions;
     const sturdy::embedding_response reply = client.embed(request, call_options(args));
@@ -217,7 +249,8 @@ int main(int argc, char** argv) {
 
     output out;
     try {
-        const sturdy::client client = make_client(args);
+        const std::string model = model_for(args, args.what == command::embed ? "text-embedding-3-small" : "gpt-4o-mini");
+        const cli_client client = make_client(args, model);
         switch (args.what) {
             case command::chat: chat(client, args, out); break;
             case command::models: models(client, args, out); break;

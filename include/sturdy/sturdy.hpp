@@ -24,10 +24,20 @@
 #include <sturdy/options.hpp>
 #include <sturdy/providers.hpp>
 
+// Policies: the seam, composition, then each policy. See pipeline.hpp for composition order.
 #include <sturdy/policy.hpp>
+#include <sturdy/pipeline.hpp>
+#include <sturdy/dynamic_pipeline.hpp>
 #include <sturdy/retry_after.hpp>
 #include <sturdy/backoff.hpp>
 #include <sturdy/retry.hpp>
 #include <sturdy/retry_budget.hpp>
+#include <sturdy/timeout.hpp>
+#include <sturdy/circuit_breaker.hpp>
+#include <sturdy/rate_limiter.hpp>
+#include <sturdy/bulkhead.hpp>
+#include <sturdy/fallback.hpp>
+#include <sturdy/traffic_split.hpp>
+#include <sturdy/hedging.hpp>
 
 #include <sturdy/client.hpp>

@@ -353,6 +353,63 @@ TEST_CASE("--timeout bounds retry waits too", "[cli]") {
     CHECK(f.demo.requests() == 1);
 }
 
+// ---- resilience options ----
+
+TEST_CASE("--fallback moves on to the next model when one is down; --json says which answered", "[cli]") {
+    demo_fixture f;
+    f.demo.set_model_down("demo-large", true, 503);
+    f.demo.set_model_down("demo-mini", true, 500);
+    auto r = sturdy_at(f.demo, {"chat", "--json", "--model", "demo-large", "--fallback", "demo-mini,demo-embed",
+                                "--max-retries", "1", "--retry-jitter", "full", "hi there"});
+    REQUIRE(r.status == 0);
+    const json j = one_json_line(r);
+    CHECK(j.at("model") == "demo-embed");
+    CHECK(j.at("fallbacks") == 2);
+    CHECK(j.at("attempts") == 5);  // two per failing model (1 retry each), then one that answers
+    CHECK(j.at("content") == reply_to_hi);
+    CHECK(f.demo.requests_for("demo-large") == 2);
+    CHECK(f.demo.requests_for("demo-mini") == 2);
+}
+
+TEST_CASE("--fallback does not move on for a client error", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::status(400).for_model("demo-large"));
+    auto r = sturdy_at(f.demo, {"chat", "--model", "demo-large", "--fallback", "demo-mini", "hi"});
+    check_failure(r, "error: bad_request [400]: ");
+    CHECK(f.demo.requests_for("demo-mini") == 0);
+}
+
+TEST_CASE("without --fallback, --json reports zero fallbacks", "[cli]") {
+    demo_fixture f;
+    CHECK(one_json_line(sturdy_at(f.demo, {"chat", "--json", "hi"})).at("fallbacks") == 0);
+}
+
+TEST_CASE("--idle-timeout: a gap between chunks longer than it fails the stream", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::stall_after(3));
+    auto r = sturdy_at(f.demo, {"chat", "--stream", "--idle-timeout", "0.3", "--max-retries", "0", "hi there"});
+    check_failure(r, "error: timeout: ");
+    CHECK(r.err == "error: timeout: no chunk within 300 ms\n");
+    CHECK(r.out == "Hello from\n");
+    CHECK(r.seconds < 2);
+}
+
+TEST_CASE("--first-token-timeout: no content in time is a timeout, retried before anything printed", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(fault::stall_after(1));  // the role chunk, then silence
+    auto r = sturdy_at(f.demo, {"chat", "--stream", "--json", "--first-token-timeout", "0.3", "hi there"});
+    REQUIRE(r.status == 0);
+    const json j = one_json_line(r);
+    CHECK(j.at("attempts") == 2);
+    CHECK(j.at("content") == reply_to_hi);
+
+    f.demo.inject(fault::stall_after(1));
+    auto failed = sturdy_at(f.demo, {"chat", "--stream", "--first-token-timeout", "0.3", "--max-retries", "0", "hi"});
+    check_failure(failed, "error: timeout: ");
+    CHECK(failed.err == "error: timeout: no first token within 300 ms\n");
+    CHECK(failed.out.empty());  // nothing was printed, so there is no line to finish
+}
+
 // ---- usage ----
 
 TEST_CASE("usage errors exit 2 with one line, and call nothing", "[cli]") {
@@ -379,6 +436,11 @@ TEST_CASE("usage errors exit 2 with one line, and call nothing", "[cli]") {
         {"models", "--max-retries", "-1"},
         {"models", "--timeout", "0"},
         {"models", "--timeout", "soon"},
+        {"chat", "--retry-jitter", "wobbly", "hi"},
+        {"chat", "--fallback", "a,,b", "hi"},
+        {"chat", "--fallback=", "hi"},
+        {"chat", "--idle-timeout", "-1", "hi"},
+        {"chat", "--first-token-timeout", "never", "hi"},
     }));
     std::string joined;
     for (const auto& a : args) joined += a + " ";
