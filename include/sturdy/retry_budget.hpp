@@ -3,11 +3,11 @@
 /// A retry budget shared by many calls: during an outage, retries stop multiplying the load.
 
 #include <sturdy/clock.hpp>
+#include <sturdy/detail/outcome_window.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <utility>
 
@@ -19,13 +19,13 @@ struct retry_budget_options {
     double ratio = 0.2;
     /// Retries allowed in any window regardless of traffic, so a quiet client can still retry.
     int min_retries = 10;
-    /// How far back calls and retries count.
+    /// How far back calls and retries count (in tenths: the oldest tenth expires at once).
     clock::duration window = std::chrono::seconds(10);
 };
 
 /// Envoy's and Finagle's retry budget: within a sliding window, retries may be at most
 /// `min_retries + ratio * calls`. Share one budget (through retry_options::budget) among every
-/// policy that talks to the same backend. Thread-safe.
+/// policy that talks to the same backend. Thread-safe, and constant in memory whatever the traffic.
 ///
 ///     auto budget = std::make_shared<sturdy::retry_budget>();
 ///     sturdy::retry_options opts;
@@ -33,34 +33,32 @@ struct retry_budget_options {
 class retry_budget {
 public:
     explicit retry_budget(retry_budget_options options = {}, sturdy::timing timing = {})
-        : options_(options), timing_(std::move(timing)) {}
+        : options_(options), timing_(std::move(timing)), calls_(options.window), retries_(options.window) {}
 
     /// A call started.
     void record_call() {
-        std::lock_guard<std::mutex> lock(mutex_);
         const auto now = timing_.clock->now();
-        expire(now);
-        calls_.push_back(now);
+        std::lock_guard<std::mutex> lock(mutex_);
+        calls_.record(now, false);
     }
 
     /// Takes one retry from the budget; false when it is spent.
     bool try_spend() {
-        std::lock_guard<std::mutex> lock(mutex_);
         const auto now = timing_.clock->now();
-        expire(now);
-        if (static_cast<double>(retries_.size()) >= allowance()) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (available_at(now) < 1.0) {
             ++refused_;
             return false;
         }
-        retries_.push_back(now);
+        retries_.record(now, false);
         return true;
     }
 
     /// Retries the budget would allow now.
-    double available() {
+    double available() const {
+        const auto now = timing_.clock->now();
         std::lock_guard<std::mutex> lock(mutex_);
-        expire(timing_.clock->now());
-        return std::max(0.0, allowance() - static_cast<double>(retries_.size()));
+        return std::max(0.0, available_at(now));
     }
 
     /// Retries refused since the budget was made.
@@ -70,18 +68,16 @@ public:
     }
 
 private:
-    double allowance() const { return options_.min_retries + options_.ratio * static_cast<double>(calls_.size()); }
-
-    void expire(clock::time_point now) {
-        const auto horizon = now - options_.window;
-        while (!calls_.empty() && calls_.front() <= horizon) calls_.pop_front();
-        while (!retries_.empty() && retries_.front() <= horizon) retries_.pop_front();
+    double available_at(clock::time_point now) const {
+        const auto calls = static_cast<double>(calls_.sums(now).calls);
+        const auto retries = static_cast<double>(retries_.sums(now).calls);
+        return options_.min_retries + options_.ratio * calls - retries;
     }
 
     retry_budget_options options_;
     sturdy::timing timing_;
     mutable std::mutex mutex_;
-    std::deque<clock::time_point> calls_, retries_;
+    detail::outcome_window calls_, retries_;  // a retry is counted as a "call" of its own window
     std::uint64_t refused_ = 0;
 };
 
