@@ -315,12 +315,18 @@ private:
         return ctx.route && ctx.route->endpoint ? ctx.route->endpoint->api_key : options_.api_key;
     }
 
-    static error deadline_passed() { return error(error_kind::timeout, "the call's deadline passed before this attempt"); }
+    static error deadline_passed() {
+        error_details d;
+        d.message = "the call's deadline passed before this attempt";
+        d.code = std::string(error_codes::deadline_exceeded);
+        return error(error_kind::timeout, std::move(d));
+    }
 
     template <class T>
     result<T> unary(call_context& ctx, const request_options& call, http_method method, std::string_view path,
                     const prepared_body& body, const char* required_field) const {
         ctx.state->begin_attempt();
+        ctx.last_reply = reply_observation{};  // what this attempt sees, never an earlier one's
         auto req = prepare(ctx, call, method, path, body, false);
         if (!req) return note(ctx, deadline_passed());
         const auto& secret = secret_for(ctx);
@@ -355,6 +361,7 @@ private:
     result<chat_response> streamed(call_context& ctx, const request_options& call, const prepared_body& body, Deliver& deliver,
                                    std::chrono::steady_clock::time_point call_started) const {
         const int id = ctx.state->begin_attempt();
+        ctx.last_reply = reply_observation{};  // what this attempt sees, never an earlier one's
         auto req = prepare(ctx, call, http_method::post, "/chat/completions", body, true);
         if (!req) return note(ctx, deadline_passed());
         const auto& secret = secret_for(ctx);

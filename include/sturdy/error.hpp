@@ -77,6 +77,20 @@ constexpr error_kind kind_for_status(int status) noexcept {
     }
 }
 
+/// Codes sturdy gives the errors it raises itself, without a server's word (error::code()).
+namespace error_codes {
+/// A timeout raised before an attempt was sent: the call's deadline left no time for it.
+inline constexpr std::string_view deadline_exceeded = "deadline_exceeded";
+/// rate_limited by a rate limiter: its requests, or its tokens, had no room in time.
+inline constexpr std::string_view requests_limit = "requests_limit";
+inline constexpr std::string_view tokens_limit = "tokens_limit";
+/// rate_limited: the request alone needs more tokens than the limiter's bucket holds.
+inline constexpr std::string_view request_too_large = "request_too_large";
+/// rate_limited by a bulkhead: its queue was full, or no slot freed in time.
+inline constexpr std::string_view bulkhead_full = "bulkhead_full";
+inline constexpr std::string_view bulkhead_timeout = "bulkhead_timeout";
+}  // namespace error_codes
+
 /// Everything known about a failure. Strings never contain the API key.
 struct error_details {
     int status = 0;               ///< HTTP status; 0 when there was none

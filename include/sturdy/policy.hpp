@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -96,11 +97,20 @@ public:
 
     /// Streams: claims the right to deliver content to the caller for attempt `id`. The first claim
     /// wins; from then on the call is committed and must never be replayed.
-    bool try_commit(int id) noexcept {
+    bool try_commit(int id) {
         int expected = 0;
-        return owner_.compare_exchange_strong(expected, id) || expected == id;
+        if (owner_.compare_exchange_strong(expected, id)) {
+            if (commit_listener_) commit_listener_();
+            return true;
+        }
+        return expected == id;
     }
     bool committed() const noexcept { return owner_.load() != 0; }
+
+    /// Called once, on the committing attempt's thread, when a stream commits: lets a policy that
+    /// races attempts (hedging) stop the others at once. Set it before any attempt starts and clear
+    /// it after they have all returned; one listener at a time.
+    void set_commit_listener(std::function<void()> listener) { commit_listener_ = std::move(listener); }
 
     /// Errors met on the way to the outcome, oldest first (retries, fallbacks, hedges).
     void note_error(const error& e) {
@@ -138,6 +148,7 @@ private:
     std::vector<error> errors_;
     std::string route_;
     int fallbacks_ = 0;
+    std::function<void()> commit_listener_;
 };
 
 /// What the last attempt through a context saw of its reply.
@@ -147,6 +158,8 @@ struct reply_observation {
     std::optional<token_usage> usage;
     /// From the attempt's start to its reply (to its first content, for a stream).
     std::chrono::microseconds latency{0};
+    /// Streams: this attempt won the commit gate and delivered content to the caller.
+    bool delivered = false;
 };
 
 /// One call as policies see it: what it is, where it goes, how long it may take. Policies narrow
@@ -178,7 +191,7 @@ struct call_context {
     bool silent = false;
 
     call_state* state;
-    /// Filled by each attempt made through this context.
+    /// What the latest attempt made through this context saw; each attempt starts it afresh.
     reply_observation last_reply;
 
     /// The model this attempt will ask for.

@@ -224,6 +224,45 @@ TEST_CASE("http: a total timeout bounds the call, retries included, without slee
     CHECK(srv.request_count() == 1);
 }
 
+namespace {
+// A policy that records the status each attempt made through it saw.
+struct status_observer {
+    std::vector<int>* statuses;
+    template <class Attempt>
+    auto execute(sturdy::call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+        auto r = attempt(ctx);
+        statuses->push_back(ctx.last_reply.status);
+        return r;
+    }
+};
+}  // namespace
+
+TEST_CASE("http: each attempt's reply observation starts afresh", "[socket]") {
+    // The second attempt, which got no reply at all, must not show the first one's status.
+    std::vector<int> statuses;
+    sturdy_test::script_server srv;
+    srv.enqueue(reply::json(500, "{}").header("x-ratelimit-remaining-requests", "7").close_connection());
+    srv.enqueue(reply::disconnect());
+    sturdy::client_options o;
+    o.base_url = srv.base_url();
+    auto policy = sturdy::compose(quick_retry(1), status_observer{&statuses});
+    sturdy::basic_client<sturdy::curl_transport, decltype(policy)> c(o, policy);
+    CHECK_FALSE(c.try_models());
+    CHECK(statuses == std::vector<int>{500, 0});
+}
+
+TEST_CASE("http: an attempt with no time left is not sent, and says why", "[socket]") {
+    sturdy_test::script_server srv;
+    srv.set_default(reply::json(200, chat_ok));
+    sturdy::request_options call;
+    call.total_timeout = 0ms;
+    auto r = make_client(srv).try_chat(hello, call);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == error_kind::timeout);
+    CHECK(r.error().code() == sturdy::error_codes::deadline_exceeded);
+    CHECK(srv.request_count() == 0);
+}
+
 TEST_CASE("http: a connection cut mid-body is a connection error", "[socket]") {
     sturdy_test::script_server srv;
     srv.enqueue(reply::json(200, chat_ok).content_length(2000).drop());

@@ -129,6 +129,7 @@ private:
             return false;
         }
         first_content_ = steady::now();
+        ctx_.last_reply.delivered = true;
         ctx_.last_reply.latency = std::chrono::duration_cast<std::chrono::microseconds>(*first_content_ - attempt_started_);
         for (const auto& held : held_)
             if (!deliver(held)) return false;

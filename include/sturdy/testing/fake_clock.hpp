@@ -46,6 +46,14 @@ public:
     }
 
     bool sleep_for(duration d, const cancellation_token& cancel) const override {
+        // The callback takes mutex_ under the token's lock, so it is registered before mutex_ is
+        // taken and unregistered after it is released (declared first): never the other order.
+        cancellation_registration registration;
+        if (mode_ == mode::manual)
+            registration = cancel.on_cancel([this] {
+                std::lock_guard<std::mutex> inner(mutex_);
+                changed_.notify_all();
+            });
         std::unique_lock<std::mutex> lock(mutex_);
         sleeps_.push_back(d);
         if (cancel.cancelled()) return false;
@@ -57,10 +65,6 @@ public:
         const time_point wake = now_ + d;
         ++sleepers_;
         changed_.notify_all();
-        auto registration = cancel.on_cancel([this] {
-            std::lock_guard<std::mutex> inner(mutex_);
-            changed_.notify_all();
-        });
         changed_.wait(lock, [&] { return now_ >= wake || cancel.cancelled(); });
         --sleepers_;
         return !cancel.cancelled();
