@@ -1,0 +1,352 @@
+#include <sturdy/bulkhead.hpp>
+#include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/pipeline.hpp>
+#include <sturdy/result.hpp>
+#include <sturdy/retry.hpp>
+#include <sturdy/testing/fake_clock.hpp>
+
+#include "support/catch.hpp"
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono;
+using sturdy::bulkhead_action;
+using sturdy::error_kind;
+
+// Bulkhead waits are sleeps on the injected clock, cut short when a slot is handed over: with a
+// manual-mode fake clock, `wait_for_sleepers(n)` says n callers are queued, and `advance` runs
+// out their max_wait. Attempts that must stay in flight block on a gate.
+
+namespace {
+
+using manual_clock = sturdy::testing::fake_clock;
+constexpr auto manual = sturdy::testing::fake_clock::mode::manual;
+
+/// Attempts wait here until the test opens it; counts the attempts that reached it.
+class gate {
+public:
+    void open() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        open_ = true;
+        changed_.notify_all();
+    }
+    void pass() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ++arrived_;
+        changed_.notify_all();
+        changed_.wait(lock, [&] { return open_; });
+    }
+    void wait_for_arrivals(int n) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return arrived_ >= n; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool open_ = false;
+    int arrived_ = 0;
+};
+
+template <class Policy, class Attempt>
+sturdy::result<int> call(const Policy& policy, Attempt&& attempt, const sturdy::cancellation_token& cancel = {},
+                         sturdy::deadline deadline = {}) {
+    sturdy::call_state state;
+    sturdy::call_context ctx(sturdy::operation::chat, "m", state);
+    ctx.cancel = cancel;
+    ctx.deadline = std::move(deadline);
+    return policy.execute(ctx, attempt);
+}
+
+sturdy::result<int> ok(sturdy::call_context&) { return 42; }
+
+/// A call on its own thread, its outcome kept.
+class caller {
+public:
+    template <class F>
+    explicit caller(F body) : thread_([this, body] { outcome_ = body(); }) {}
+    caller(caller&&) = delete;
+    ~caller() {
+        if (thread_.joinable()) thread_.join();
+    }
+    const sturdy::result<int>& outcome() {
+        if (thread_.joinable()) thread_.join();
+        return *outcome_;
+    }
+
+private:
+    std::optional<sturdy::result<int>> outcome_;
+    std::thread thread_;
+};
+
+sturdy::bulkhead_options limits(int concurrent, int queue, sturdy::clock::duration max_wait = seconds(30)) {
+    sturdy::bulkhead_options o;
+    o.name = "pool";
+    o.max_concurrent = concurrent;
+    o.max_queue = queue;
+    o.max_wait = max_wait;
+    return o;
+}
+
+bool mentions(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("bulkhead: N in flight, the next Q wait, the one after is refused at once", "[bulkhead]") {
+    manual_clock fake(0, manual);
+    sturdy::bulkhead pool(limits(2, 1), fake.timing());
+    gate held;
+    auto blocking = [&](sturdy::call_context&) -> sturdy::result<int> {
+        held.pass();
+        return 1;
+    };
+    caller first([&] { return call(pool, blocking); });
+    caller second([&] { return call(pool, blocking); });
+    held.wait_for_arrivals(2);
+    CHECK(pool.in_flight() == 2);
+
+    caller third([&] { return call(pool, blocking); });
+    fake.wait_for_sleepers(1);
+    CHECK(pool.queued() == 1);
+
+    bool attempted = false;
+    auto refused = call(pool, [&](sturdy::call_context&) -> sturdy::result<int> { return attempted = true; });
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind() == error_kind::rate_limited);
+    CHECK(refused.error().code() == sturdy::error_codes::bulkhead_full);
+    CHECK(mentions(refused.error().message(), "'pool'"));
+    CHECK(mentions(refused.error().message(), "queue is full"));
+    CHECK_FALSE(refused.error().retry_after());
+    CHECK_FALSE(attempted);
+
+    held.open();
+    CHECK(first.outcome().has_value());
+    CHECK(second.outcome().has_value());
+    CHECK(third.outcome().has_value());
+    CHECK(pool.in_flight() == 0);
+    CHECK(pool.queued() == 0);
+}
+
+TEST_CASE("bulkhead: without a queue, a call finding no free slot is refused at once", "[bulkhead]") {
+    manual_clock fake(0, manual);
+    sturdy::bulkhead pool(limits(1, 0), fake.timing());
+    gate held;
+    caller first([&] { return call(pool, [&](sturdy::call_context&) -> sturdy::result<int> { held.pass(); return 1; }); });
+    held.wait_for_arrivals(1);
+    auto refused = call(pool, ok);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind() == error_kind::rate_limited);
+    held.open();
+    CHECK(first.outcome().has_value());
+    CHECK(call(pool, ok).has_value());
+}
+
+TEST_CASE("bulkhead: waiting callers get slots in arrival order", "[bulkhead]") {
+    manual_clock fake(0, manual);
+    sturdy::bulkhead pool(limits(1, 3), fake.timing());
+    gate held;
+    caller first([&] { return call(pool, [&](sturdy::call_context&) -> sturdy::result<int> { held.pass(); return 0; }); });
+    held.wait_for_arrivals(1);
+
+    std::mutex order_mutex;
+    std::vector<int> order;
+    std::vector<std::unique_ptr<caller>> waiting;
+    for (int i = 1; i <= 3; ++i) {
+        waiting.push_back(std::make_unique<caller>([&, i] {
+            return call(pool, [&, i](sturdy::call_context&) -> sturdy::result<int> {
+                std::lock_guard<std::mutex> lock(order_mutex);
+                order.push_back(i);
+                return i;
+            });
+        }));
+        fake.wait_for_sleepers(i);  // queued before the next one arrives
+    }
+    held.open();
+    for (auto& w : waiting) CHECK(w->outcome().has_value());
+    CHECK(order == std::vector<int>{1, 2, 3});
+}
+
+TEST_CASE("bulkhead: a wait longer than max_wait is refused, in virtual time", "[bulkhead]") {
+    manual_clock fake(0, manual);
+    std::vector<sturdy::bulkhead_event> events;
+    auto o = limits(1, 1, seconds(2));
+    o.on_event = [&](const sturdy::bulkhead_event& e) { events.push_back(e); };  // only the waiter reports
+    sturdy::bulkhead pool(o, fake.timing());
+    gate held;
+    caller first([&] { return call(pool, [&](sturdy::call_context&) -> sturdy::result<int> { held.pass(); return 1; }); });
+    held.wait_for_arrivals(1);
+
+    bool attempted = false;
+    caller second([&] { return call(pool, [&](sturdy::call_context&) -> sturdy::result<int> { return attempted = true; }); });
+    fake.wait_for_sleepers(1);
+    fake.advance(milliseconds(1999));
+    fake.wait_for_sleepers(1);
+    CHECK(pool.queued() == 1);
+    fake.advance(milliseconds(1));
+    const auto& refused = second.outcome();
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind() == error_kind::rate_limited);
+    CHECK(refused.error().code() == sturdy::error_codes::bulkhead_timeout);
+    CHECK(mentions(refused.error().message(), "max_wait"));
+    CHECK_FALSE(refused.error().retry_after());
+    CHECK_FALSE(attempted);
+    CHECK(pool.queued() == 0);
+    CHECK(pool.in_flight() == 1);
+    REQUIRE(events.size() == 2);
+    CHECK(events[0].action == bulkhead_action::queued);
+    CHECK(events[1].action == bulkhead_action::timed_out);
+    CHECK(events[1].waited == seconds(2));
+    CHECK(events[1].bulkhead == "pool");
+    held.open();
+    CHECK(first.outcome().has_value());
+    CHECK(pool.in_flight() == 0);
+}
+
+TEST_CASE("bulkhead: the call's deadline ends the wait", "[bulkhead]") {
+    manual_clock fake(0, manual);
+    sturdy::bulkhead pool(limits(1, 1, seconds(30)), fake.timing());
+    gate held;
+    caller first([&] { return call(pool, [&](sturdy::call_context&) -> sturdy::result<int> { held.pass(); return 1; }); });
+    held.wait_for_arrivals(1);
+    caller second([&] { return call(pool, ok, {}, sturdy::deadline::after(fake.timing().clock, seconds(1))); });
+    fake.wait_for_sleepers(1);
+    fake.advance(seconds(1));
+    const auto& refused = second.outcome();
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind() == error_kind::rate_limited);
+    CHECK(mentions(refused.error().message(), "deadline"));
+    held.open();
+}
+
+TEST_CASE("bulkhead: cancelling a queued call ends its wait and frees its place", "[bulkhead]") {
+    manual_clock fake(0, manual);
+    std::vector<bulkhead_action> actions;
+    auto o = limits(1, 1);
+    o.on_event = [&](const sturdy::bulkhead_event& e) { actions.push_back(e.action); };
+    sturdy::bulkhead pool(o, fake.timing());
+    gate held;
+    caller first([&] { return call(pool, [&](sturdy::call_context&) -> sturdy::result<int> { held.pass(); return 1; }); });
+    held.wait_for_arrivals(1);
+    sturdy::cancellation_source stop;
+    caller second([&] { return call(pool, ok, stop.token()); });
+    fake.wait_for_sleepers(1);
+    stop.cancel();
+    const auto& cancelled = second.outcome();
+    REQUIRE_FALSE(cancelled.has_value());
+    CHECK(cancelled.error().kind() == error_kind::cancelled);
+    CHECK(pool.queued() == 0);
+    CHECK(actions == std::vector<bulkhead_action>{bulkhead_action::queued, bulkhead_action::cancelled});
+    held.open();
+    CHECK(first.outcome().has_value());
+    CHECK(pool.in_flight() == 0);
+}
+
+TEST_CASE("bulkhead: a failed attempt frees its slot", "[bulkhead]") {
+    sturdy::bulkhead pool(1);
+    auto failed = call(pool, [](sturdy::call_context&) -> sturdy::result<int> { return sturdy::error(error_kind::connection, "refused"); });
+    CHECK_FALSE(failed.has_value());
+    CHECK(pool.in_flight() == 0);
+    CHECK(call(pool, ok).has_value());
+}
+
+TEST_CASE("bulkhead: an attempt that throws frees its slot for the next in the queue", "[bulkhead]") {
+    manual_clock fake(0, manual);
+    sturdy::bulkhead pool(limits(1, 1), fake.timing());
+    gate held;
+    bool threw = false;
+    std::thread thrower([&] {
+        try {
+            call(pool, [&](sturdy::call_context&) -> sturdy::result<int> {
+                held.pass();
+                throw std::runtime_error("a user's stream callback threw");
+            });
+        } catch (const std::runtime_error&) {
+            threw = true;
+        }
+    });
+    held.wait_for_arrivals(1);
+    caller next([&] { return call(pool, ok); });
+    fake.wait_for_sleepers(1);
+    held.open();
+    thrower.join();
+    CHECK(threw);
+    CHECK(next.outcome().has_value());
+    CHECK(pool.in_flight() == 0);
+    CHECK_THROWS_AS(call(pool, [](sturdy::call_context&) -> sturdy::result<int> { throw std::logic_error("again"); }),
+                    std::logic_error);
+    CHECK(pool.in_flight() == 0);
+}
+
+TEST_CASE("bulkhead: reports a wait and the admission after it", "[bulkhead]") {
+    manual_clock fake(0, manual);
+    std::vector<sturdy::bulkhead_event> events;
+    auto o = limits(1, 2);
+    o.on_event = [&](const sturdy::bulkhead_event& e) { events.push_back(e); };
+    sturdy::bulkhead pool(o, fake.timing());
+    gate held;
+    caller first([&] { return call(pool, [&](sturdy::call_context&) -> sturdy::result<int> { held.pass(); return 1; }); });
+    held.wait_for_arrivals(1);
+    CHECK(events.empty());  // a free slot is taken silently
+    caller second([&] { return call(pool, ok); });
+    fake.wait_for_sleepers(1);
+    fake.advance(milliseconds(300));  // less than max_wait: it sleeps on
+    fake.wait_for_sleepers(1);
+    held.open();
+    CHECK(second.outcome().has_value());
+    CHECK(first.outcome().has_value());
+    REQUIRE(events.size() == 2);
+    CHECK(events[0].action == bulkhead_action::queued);
+    CHECK(events[0].in_flight == 1);
+    CHECK(events[0].queued == 1);
+    CHECK(events[1].action == bulkhead_action::admitted);
+    CHECK(events[1].waited == milliseconds(300));
+    CHECK(events[1].queued == 0);
+    CHECK(events[1].model == "m");
+}
+
+TEST_CASE("bulkhead: copies share their slots", "[bulkhead]") {
+    const sturdy::bulkhead pool(1);
+    const sturdy::bulkhead copy = pool;
+    int in_flight_seen = -1;
+    call(copy, [&](sturdy::call_context&) -> sturdy::result<int> {
+        in_flight_seen = pool.in_flight();
+        return 1;
+    });
+    CHECK(in_flight_seen == 1);
+}
+
+TEST_CASE("bulkhead: works inside compose() and a dynamic_pipeline", "[bulkhead]") {
+    manual_clock fake(0, manual);
+    sturdy::bulkhead pool(limits(1, 0), fake.timing());
+    auto check_nested_call_refused = [&](const auto& policy) {
+        int in_flight_seen = -1;
+        std::optional<sturdy::result<int>> nested;
+        auto outer = call(policy, [&](sturdy::call_context&) -> sturdy::result<int> {
+            in_flight_seen = pool.in_flight();
+            nested = call(policy, ok);  // the only slot is taken and nobody may wait
+            return 1;
+        });
+        CHECK(outer.has_value());
+        CHECK(in_flight_seen == 1);
+        REQUIRE(nested);
+        REQUIRE_FALSE(nested->has_value());
+        CHECK(nested->error().kind() == error_kind::rate_limited);  // and not retried
+        CHECK(pool.in_flight() == 0);
+    };
+    SECTION("compose") { check_nested_call_refused(sturdy::compose(sturdy::retry_policy(sturdy::retry_options{}, fake.timing()), pool)); }
+    SECTION("dynamic_pipeline") {
+        check_nested_call_refused(sturdy::dynamic_pipeline{sturdy::retry_policy(sturdy::retry_options{}, fake.timing()), pool});
+    }
+}
+
+TEST_CASE("bulkhead: nonsense settings are refused", "[bulkhead]") {
+    CHECK_THROWS_AS(sturdy::bulkhead(0), std::invalid_argument);
+    CHECK_THROWS_AS(sturdy::bulkhead(limits(1, -1)), std::invalid_argument);
+    CHECK_THROWS_AS(sturdy::bulkhead(limits(1, 1, seconds(-1))), std::invalid_argument);
+}
