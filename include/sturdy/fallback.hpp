@@ -1,0 +1,317 @@
+#pragma once
+/// @file
+/// The fallback chain: when a target fails in a way another may not, the call moves on to the next.
+///
+///     sturdy::endpoint backup;                           // another provider, its own key
+///     backup.base_url = "https://backup.example/v1";
+///     backup.api_key = backup_key;
+///     sturdy::fallback_policy chain({
+///         sturdy::fallback_target("primary", "gpt-4o").with_window(128000).with_policy(sturdy::retry_policy(2)),
+///         sturdy::fallback_target("backup", "llama-3.1-70b", backup).with_window(131072),
+///         sturdy::fallback_target("long", "gemini-1.5-pro", backup).with_window(1000000),
+///     });
+///     sturdy::basic_client<sturdy::curl_transport, sturdy::fallback_policy> client(options, chain);
+///     auto reply = client.chat(request);   // reply.call.route, .fallbacks, .errors tell the way
+///
+/// Each target wraps the attempts made for it in its own policy (a retry, a breaker), so "retry
+/// the primary twice, then fall back" is one target's policy. Put a deadline outside the chain to
+/// bound the whole way: `compose(sturdy::deadline_policy(60s), chain)`.
+
+#include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/error.hpp>
+#include <sturdy/options.hpp>
+#include <sturdy/policy.hpp>
+#include <sturdy/detail/routing.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sturdy {
+
+/// Whether an error should move a fallback chain on to its next target: the target is failing,
+/// overloaded, out of quota or without the model, so another may answer. That is 429 (also
+/// `insufficient_quota`: another provider has its own quota), 402, 404, 408, 409, 5xx, timeouts,
+/// connection errors, a stream cut off, a garbled reply, and client-side refusals (circuit_open,
+/// rate_limited). A request no provider would take (400, 422), credentials (401, 403), a
+/// cancelled call and a malformed request stay. (context_length_exceeded has its own rule:
+/// `fallback_options::context_window_fallback`.)
+inline bool should_fall_back(const error& e) {
+    switch (e.kind()) {
+        case error_kind::rate_limit:
+        case error_kind::internal_server:
+        case error_kind::not_found:
+        case error_kind::conflict:
+        case error_kind::timeout:
+        case error_kind::connection:
+        case error_kind::stream_truncated:
+        case error_kind::invalid_response:
+        case error_kind::circuit_open:
+        case error_kind::rate_limited:
+            return true;
+        case error_kind::api_status:
+            return e.status() == 402 || e.status() == 408;
+        default:
+            return false;
+    }
+}
+
+/// One place a fallback chain may send a call: a route, what it can hold, and the policy its
+/// attempts run through.
+struct fallback_target {
+    /// Where: name (for reports), endpoint (null: the client's own) and model (empty: the request's).
+    sturdy::route route;
+    /// The model's context window in tokens, when known: a call too large for it skips it.
+    std::optional<std::int64_t> context_window;
+    /// Wraps the attempts made for this target: a retry, a breaker, a limiter of its own.
+    any_policy policy;
+
+    fallback_target() = default;
+    /// `model` (empty: the request's) at the client's own endpoint; `name` defaults to the model.
+    fallback_target(std::string name, std::string model) : route(detail::make_route(std::move(name), std::move(model), nullptr)) {}
+    /// `model` at another endpoint (its own base URL and key).
+    fallback_target(std::string name, std::string model, std::shared_ptr<const endpoint> at)
+        : route(detail::make_route(std::move(name), std::move(model), std::move(at))) {}
+    fallback_target(std::string name, std::string model, endpoint at)
+        : fallback_target(std::move(name), std::move(model), std::make_shared<const endpoint>(std::move(at))) {}
+
+    fallback_target& with_window(std::int64_t tokens) {
+        context_window = tokens;
+        return *this;
+    }
+    fallback_target& with_policy(any_policy p) {
+        policy = std::move(p);
+        return *this;
+    }
+};
+
+/// Reported when the chain moves on from a failed target to the next one it calls.
+struct fallback_event {
+    operation op;
+    const route& from;
+    const route& to;
+    const error& cause;  ///< what `from` failed with
+    int fallback;        ///< 1 for this call's first move
+};
+
+/// Why a target was passed over without being called.
+enum class fallback_skip {
+    window_too_small,     ///< its declared window is smaller than the call's estimated tokens
+    window_not_larger,    ///< after a context_length_exceeded: its window is not known to be larger
+};
+
+/// Reported when the chain passes a target over for its context window.
+struct fallback_skip_event {
+    operation op;
+    const route& target;
+    fallback_skip reason;
+    std::optional<std::int64_t> context_window;  ///< the target's declared window
+    std::int64_t needed_tokens;                  ///< the call's estimated prompt plus its max output
+};
+
+/// Settings of a fallback chain.
+struct fallback_options {
+    /// Which errors move the call on to the next target.
+    std::function<bool(const error&)> fall_back_on = should_fall_back;
+    /// A context_length_exceeded error moves the call on to the next target whose declared window
+    /// is larger than the failed one's (targets without a declared window are passed over: nothing
+    /// says they are larger). Off: the error goes through `fall_back_on` like any other.
+    bool context_window_fallback = true;
+    /// Pass over targets whose declared window is smaller than the call's estimated prompt tokens
+    /// plus its max output tokens (request fields; the estimate is about 4 characters a token).
+    bool skip_small_windows = true;
+    /// Called before the call moves on to the next target.
+    std::function<void(const fallback_event&)> on_fallback;
+    /// Called when a target is passed over for its context window.
+    std::function<void(const fallback_skip_event&)> on_skip;
+};
+
+/// What a fallback chain did with one target, since it was made.
+struct fallback_target_stats {
+    std::string name;
+    std::uint64_t calls = 0;      ///< times the chain called it
+    std::uint64_t successes = 0;  ///< times it answered
+    std::uint64_t failures = 0;   ///< times it failed (its own policy's retries included)
+    std::uint64_t fallbacks = 0;  ///< times the chain moved on from it to another target
+    std::uint64_t skipped = 0;    ///< times it was passed over for its context window
+};
+
+/// Tries its targets in order until one answers, moving on only for errors another target may
+/// not have (`fallback_options::fall_back_on`), and never once a stream delivered content.
+///
+/// Order: the names in the call's `request_options::route_order` first, in that order (names
+/// that are not targets are ignored), then the other targets in the order given. A target is
+/// passed over, without an error, when its declared context window cannot hold the call; the call
+/// fails with context_length_exceeded when no target can. When the chain runs out of targets,
+/// the call fails with the last error met; every error on the way is in `call_info::errors`, and
+/// `call_info::route` / `call_info::fallbacks` say where it was answered and how many moves it
+/// took. A cancelled call or a passed deadline stops the chain. A chain without targets is the
+/// client's own endpoint.
+///
+/// A target's endpoint replaces the client's for its attempts (its base URL, key, organization,
+/// project, headers), including any route an outer policy chose. Copies share the statistics.
+class fallback_policy {
+public:
+    explicit fallback_policy(std::vector<fallback_target> targets, fallback_options options = {});
+
+    template <class Attempt>
+    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
+
+    /// Per target, in the order given.
+    std::vector<fallback_target_stats> stats() const;
+    /// The target named `name`; nullopt when there is none.
+    std::optional<fallback_target_stats> stats_for(std::string_view name) const;
+    const fallback_options& options() const noexcept { return state_->options; }
+
+private:
+    struct counters {
+        std::atomic<std::uint64_t> calls{0}, successes{0}, failures{0}, fallbacks{0}, skipped{0};
+    };
+    struct entry {
+        std::shared_ptr<const sturdy::route> route;
+        std::optional<std::int64_t> context_window;
+        any_policy policy;
+    };
+    struct state {
+        std::vector<entry> targets;
+        fallback_options options;
+        mutable std::vector<counters> counts;
+    };
+
+    // The targets' indices in the order this call tries them.
+    std::vector<std::size_t> order_for(const call_context& ctx) const;
+    fallback_target_stats stats_of(std::size_t i) const;
+    static error nothing_fits(std::int64_t needed);
+
+    std::shared_ptr<const state> state_;
+};
+
+inline fallback_policy::fallback_policy(std::vector<fallback_target> targets, fallback_options options) {
+    auto s = std::make_shared<state>();
+    s->targets.reserve(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        auto& t = targets[i];
+        s->targets.push_back(entry{detail::share_route(std::move(t.route), i), t.context_window, std::move(t.policy)});
+    }
+    s->options = std::move(options);
+    if (!s->options.fall_back_on) s->options.fall_back_on = should_fall_back;
+    s->counts = std::vector<counters>(s->targets.size());
+    state_ = std::move(s);
+}
+
+template <class Attempt>
+auto fallback_policy::execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+    using outcome_type = decltype(attempt(ctx));
+    const auto& targets = state_->targets;
+    const auto& opts = state_->options;
+    if (targets.empty()) return attempt(ctx);
+
+    const std::int64_t needed = ctx.estimated_prompt_tokens + ctx.max_output_tokens.value_or(0);
+    std::optional<error> last;
+    std::optional<std::size_t> previous;
+    int moves = 0;
+    // After a context_length_exceeded, only targets with a declared window above this are tried.
+    std::optional<std::int64_t> overflowed_at;
+
+    for (std::size_t i : order_for(ctx)) {
+        const entry& target = targets[i];
+        auto& count = state_->counts[i];
+        std::optional<fallback_skip> skip;
+        if (overflowed_at && (!target.context_window || *target.context_window <= *overflowed_at))
+            skip = fallback_skip::window_not_larger;
+        else if (opts.skip_small_windows && target.context_window && *target.context_window < needed)
+            skip = fallback_skip::window_too_small;
+        if (skip) {
+            count.skipped.fetch_add(1, std::memory_order_relaxed);
+            if (opts.on_skip) opts.on_skip(fallback_skip_event{ctx.op, *target.route, *skip, target.context_window, needed});
+            continue;
+        }
+
+        if (previous) {
+            state_->counts[*previous].fallbacks.fetch_add(1, std::memory_order_relaxed);
+            if (opts.on_fallback) opts.on_fallback(fallback_event{ctx.op, *targets[*previous].route, *target.route, *last, moves + 1});
+            ++moves;
+        }
+        ctx.state->note_route(target.route->name, previous.has_value());
+        count.calls.fetch_add(1, std::memory_order_relaxed);
+        outcome_type outcome = [&]() -> outcome_type {
+            detail::scoped_route at(ctx, target.route);
+            return target.policy.execute(ctx, attempt);
+        }();
+        if (outcome) {
+            count.successes.fetch_add(1, std::memory_order_relaxed);
+            return outcome;
+        }
+        count.failures.fetch_add(1, std::memory_order_relaxed);
+
+        const error& failure = outcome.error();
+        // Content already reached the caller: another target would make it see a second reply.
+        if (ctx.state->committed() || ctx.cancel.cancelled() || ctx.deadline.expired()) return outcome;
+        if (opts.context_window_fallback && failure.kind() == error_kind::context_length_exceeded) {
+            // An undeclared window that overflowed tells nothing of size: any declared one may hold it.
+            const std::int64_t floor = target.context_window.value_or(0);
+            overflowed_at = overflowed_at ? std::max(*overflowed_at, floor) : floor;
+        } else if (!opts.fall_back_on(failure)) {
+            return outcome;
+        }
+        last = failure;
+        previous = i;
+    }
+    if (last) return *last;
+    return nothing_fits(needed);
+}
+
+inline std::vector<std::size_t> fallback_policy::order_for(const call_context& ctx) const {
+    const auto& targets = state_->targets;
+    std::vector<std::size_t> order;
+    order.reserve(targets.size());
+    std::vector<bool> taken(targets.size(), false);
+    for (const auto& name : ctx.route_order) {
+        const auto i = detail::find_route(targets, name);
+        if (i < targets.size() && !taken[i]) {
+            taken[i] = true;
+            order.push_back(i);
+        }
+    }
+    for (std::size_t i = 0; i < targets.size(); ++i)
+        if (!taken[i]) order.push_back(i);
+    return order;
+}
+
+inline fallback_target_stats fallback_policy::stats_of(std::size_t i) const {
+    const auto& c = state_->counts[i];
+    fallback_target_stats s;
+    s.name = state_->targets[i].route->name;
+    s.calls = c.calls.load(std::memory_order_relaxed);
+    s.successes = c.successes.load(std::memory_order_relaxed);
+    s.failures = c.failures.load(std::memory_order_relaxed);
+    s.fallbacks = c.fallbacks.load(std::memory_order_relaxed);
+    s.skipped = c.skipped.load(std::memory_order_relaxed);
+    return s;
+}
+
+inline std::vector<fallback_target_stats> fallback_policy::stats() const {
+    std::vector<fallback_target_stats> out;
+    for (std::size_t i = 0; i < state_->targets.size(); ++i) out.push_back(stats_of(i));
+    return out;
+}
+
+inline std::optional<fallback_target_stats> fallback_policy::stats_for(std::string_view name) const {
+    const auto i = detail::find_route(state_->targets, name);
+    if (i >= state_->targets.size()) return std::nullopt;
+    return stats_of(i);
+}
+
+inline error fallback_policy::nothing_fits(std::int64_t needed) {
+    return error(error_kind::context_length_exceeded,
+                 "no fallback target's context window holds the call's estimated " + std::to_string(needed) + " tokens");
+}
+
+}  // namespace sturdy

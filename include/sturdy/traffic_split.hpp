@@ -1,0 +1,490 @@
+#pragma once
+/// @file
+/// The traffic split: weighted routing between arms (a model migration, a canary), with an
+/// automatic rollback guard and a shadow mode that tries a candidate without showing its answers.
+///
+///     sturdy::rollback_guard guard;                  // over the last minute, from 20 calls on:
+///     guard.max_error_rate = 0.05;                   // more than 5% errors, or
+///     guard.max_latency = std::chrono::seconds(8);   // a p99 above 8 s, and its weight drops to 0
+///     sturdy::traffic_split split({
+///         sturdy::split_arm("stable", "gpt-4o").with_weight(90),
+///         sturdy::split_arm("candidate", "gpt-4.1").with_weight(10).with_guard(guard),
+///     });
+///     split.set_weight("candidate", 25);             // at run time, from any thread (a copy works too)
+///
+/// Shadow mode: `split_arm("candidate", "gpt-4.1").with_shadow(1.0)` (and weight 0) copies every
+/// call to the candidate on another thread and returns the live arm's answer; a streamed shadow
+/// never reaches the caller's callback. Both outcomes are recorded and reported (`on_shadow`).
+///
+/// The split does not fall back: an error from the chosen arm is the call's. To fall back, put the
+/// split inside a chain's target, or a chain inside an arm (`with_policy(chain)`), or retry around
+/// it: `compose(retry, split)` draws an arm again for each retry.
+
+#include <sturdy/clock.hpp>
+#include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/error.hpp>
+#include <sturdy/options.hpp>
+#include <sturdy/policy.hpp>
+#include <sturdy/detail/outcome_window.hpp>
+#include <sturdy/detail/routing.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace sturdy {
+
+/// When an arm is taken out of the split: its weight (and shadow share) drop to 0 once its error
+/// rate or its latency over the window crosses a threshold, judged from `min_samples` outcomes on.
+/// Outcomes are the arm's live and shadow calls, each timed on the split's clock from the call to
+/// the arm until its policy returned (the whole stream, for streams). Calls cancelled by the caller
+/// are not counted.
+struct rollback_guard {
+    clock::duration window = std::chrono::minutes(1);
+    std::uint64_t min_samples = 20;
+    /// Roll back when the share of failed calls in the window is above this (0..1).
+    std::optional<double> max_error_rate;
+    /// Roll back when `latency_percentile` of the call latencies in the window is above this.
+    /// Percentiles are read from bins 15% wide, at the bin's upper edge.
+    std::optional<clock::duration> max_latency;
+    double latency_percentile = 0.99;
+    /// Which errors count as failures; unset: all of them.
+    std::function<bool(const error&)> counts_as_error;
+};
+
+/// One arm of a split: a route, its share of the calls, and the policy its attempts run through.
+struct split_arm {
+    /// Where: name (for reports), endpoint (null: the client's own) and model (empty: the request's).
+    sturdy::route route;
+    /// Share of the calls, relative to the other arms' weights (90 and 10, or 0.9 and 0.1).
+    double weight = 0;
+    /// Shadow mode: the fraction (0..1) of the calls answered by other arms that are also sent here.
+    double shadow = 0;
+    /// Wraps the attempts made for this arm: a retry, a breaker, a fallback chain.
+    any_policy policy;
+    /// Takes the arm out automatically when it misbehaves.
+    std::optional<rollback_guard> guard;
+
+    split_arm() = default;
+    /// `model` (empty: the request's) at the client's own endpoint; `name` defaults to the model.
+    split_arm(std::string name, std::string model) : route(detail::make_route(std::move(name), std::move(model), nullptr)) {}
+    /// `model` at another endpoint (its own base URL and key).
+    split_arm(std::string name, std::string model, std::shared_ptr<const endpoint> at)
+        : route(detail::make_route(std::move(name), std::move(model), std::move(at))) {}
+    split_arm(std::string name, std::string model, endpoint at)
+        : split_arm(std::move(name), std::move(model), std::make_shared<const endpoint>(std::move(at))) {}
+
+    split_arm& with_weight(double w) {
+        weight = w;
+        return *this;
+    }
+    split_arm& with_shadow(double fraction) {
+        shadow = fraction;
+        return *this;
+    }
+    split_arm& with_policy(any_policy p) {
+        policy = std::move(p);
+        return *this;
+    }
+    split_arm& with_guard(rollback_guard g) {
+        guard = std::move(g);
+        return *this;
+    }
+};
+
+enum class rollback_reason { error_rate, latency };
+
+/// Reported when a guard took its arm out of the split.
+struct rollback_event {
+    const route& arm;
+    rollback_reason reason;
+    double error_rate;  ///< failed share of the window's calls
+    std::optional<std::chrono::microseconds> latency;  ///< the guard's latency percentile over the window
+    std::uint64_t samples;                             ///< calls in the window
+};
+
+/// How one arm did on one call.
+struct split_outcome {
+    const route& arm;
+    std::optional<error> failure;  ///< unset: it answered
+    std::chrono::microseconds latency{0};
+    bool ok() const noexcept { return !failure; }
+};
+
+/// Reported when a shadow call finished, beside the live call it copied.
+struct shadow_event {
+    operation op;
+    split_outcome live;    ///< the answer the caller got
+    split_outcome shadow;  ///< the copy's, never shown to the caller
+    bool cut;              ///< cancelled after outlasting `split_options::shadow_wait`
+};
+
+/// Settings of a traffic split.
+struct split_options {
+    /// After the live arm answered, how long the call waits for its shadows before cancelling them.
+    /// Unset (the default): until they finish, so the caller may wait for a slower candidate but the
+    /// candidate's latency is measured in full. Set: the caller waits at most this much longer, and
+    /// a shadow cut short counts with the time it had, never as a failure.
+    std::optional<clock::duration> shadow_wait;
+    /// Called when a guard takes an arm out.
+    std::function<void(const rollback_event&)> on_rollback;
+    /// Called for each shadow call, on the caller's thread, before the call returns.
+    std::function<void(const shadow_event&)> on_shadow;
+};
+
+/// An arm's state and what it did since the split was made (window figures: over its guard's
+/// window, one minute without a guard).
+struct split_arm_stats {
+    std::string name;
+    double weight = 0;
+    double shadow = 0;
+    bool rolled_back = false;
+    std::uint64_t calls = 0;            ///< live calls sent to it
+    std::uint64_t failures = 0;         ///< of those, failed
+    std::uint64_t shadow_calls = 0;     ///< shadow copies sent to it
+    std::uint64_t shadow_failures = 0;  ///< of those, failed (cut ones included)
+    std::uint64_t shadow_cut = 0;       ///< of those, cancelled after `shadow_wait`
+    std::uint64_t window_calls = 0;  ///< live and shadow outcomes in the window
+    double window_error_rate = 0;    ///< of those, the share that failed
+    std::optional<std::chrono::microseconds> window_latency;  ///< at the guard's percentile (p99 without a guard)
+};
+
+namespace detail {
+
+/// A shadow call beside a live one: a copy of the context that is silent, with its own call
+/// state (no share in the live call's commit or attempt count) and its own cancellation.
+struct shadow_run {
+    shadow_run(const call_context& live, std::size_t arm_index, std::shared_ptr<const sturdy::route> to)
+        : arm(arm_index), stop(live.cancel), ctx(live) {
+        ctx.state = &state;
+        ctx.silent = true;
+        ctx.cancel = stop.token();
+        ctx.route = std::move(to);
+        ctx.last_reply = {};
+    }
+    shadow_run(const shadow_run&) = delete;
+    shadow_run& operator=(const shadow_run&) = delete;
+    // The attempt refers to the caller's stack: never leave a shadow running past the call.
+    ~shadow_run() {
+        if (thread.joinable()) {
+            stop.cancel();
+            thread.join();
+        }
+    }
+
+    std::size_t arm;
+    call_state state;
+    cancellation_source stop;      // cancels the shadow; also fires when the caller cancels
+    cancellation_source finished;  // fired by the shadow's thread when its outcome is in
+    call_context ctx;
+    std::optional<error> failure;
+    std::chrono::microseconds latency{0};
+    bool cut = false;
+    std::thread thread;
+};
+
+}  // namespace detail
+
+/// Sends each call to one arm, drawn by weight with the injected random source, or to the first
+/// arm named in the call's `request_options::route_order` (weights aside: a call may pin an arm).
+/// When every weight is 0 the first arm takes the calls. The live arm is reported as
+/// `call_info::route`. Weights and shadow shares change at run time, from any thread; copies
+/// share them.
+class traffic_split {
+public:
+    explicit traffic_split(std::vector<split_arm> arms, split_options options = {}, sturdy::timing timing = {});
+
+    template <class Attempt>
+    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
+
+    /// Sets an arm's weight (negative counts as 0). A weight above 0 puts a rolled-back arm back,
+    /// its guard judging from a fresh window. False when no arm has that name.
+    bool set_weight(std::string_view name, double weight) const;
+    /// Sets the fraction (0..1) of other arms' calls copied to this arm as shadows.
+    bool set_shadow(std::string_view name, double fraction) const;
+    std::optional<double> weight(std::string_view name) const;
+
+    /// Per arm, in the order given.
+    std::vector<split_arm_stats> stats() const;
+    std::optional<split_arm_stats> stats_for(std::string_view name) const;
+    const split_options& options() const noexcept { return state_->options; }
+
+private:
+    struct arm_state {
+        arm_state(split_arm&& a, std::size_t index)
+            : route(detail::share_route(std::move(a.route), index)),
+              policy(std::move(a.policy)),
+              guard(std::move(a.guard)),
+              weight(std::max(a.weight, 0.0)),
+              shadow(std::clamp(a.shadow, 0.0, 1.0)),
+              window(guard ? guard->window : std::chrono::minutes(1)) {}
+
+        std::shared_ptr<const sturdy::route> route;
+        any_policy policy;
+        std::optional<rollback_guard> guard;
+        // Under the mutex:
+        double weight;
+        double shadow;
+        bool rolled_back = false;
+        detail::outcome_window window;
+        std::uint64_t calls = 0, failures = 0, shadow_calls = 0, shadow_failures = 0, shadow_cut = 0;
+    };
+    struct state {
+        split_options options;
+        sturdy::timing timing;
+        mutable std::mutex mutex;
+        std::vector<arm_state> arms;
+    };
+    struct rollback {
+        std::size_t arm;
+        rollback_reason reason;
+        double error_rate;
+        std::optional<std::chrono::microseconds> latency;
+        std::uint64_t samples;
+    };
+
+    std::size_t pick(const call_context& ctx, double draw) const;
+    std::optional<rollback> record(std::size_t arm, const std::optional<error>& failure, std::chrono::microseconds latency,
+                                   bool shadow, bool cut) const;
+    void report(const std::optional<rollback>& r) const;
+    std::chrono::microseconds since(clock::time_point start) const {
+        return std::chrono::duration_cast<std::chrono::microseconds>(state_->timing.clock->now() - start);
+    }
+    template <class Attempt>
+    void start_shadow(detail::shadow_run& run, Attempt& attempt) const;
+    void await_shadows(std::vector<std::unique_ptr<detail::shadow_run>>& runs) const;
+    split_arm_stats stats_of(const arm_state& a, clock::time_point now) const;
+
+    std::shared_ptr<state> state_;
+};
+
+inline traffic_split::traffic_split(std::vector<split_arm> arms, split_options options, sturdy::timing timing)
+    : state_(std::make_shared<state>()) {
+    state_->options = std::move(options);
+    state_->timing = std::move(timing);
+    state_->arms.reserve(arms.size());
+    for (std::size_t i = 0; i < arms.size(); ++i) state_->arms.emplace_back(std::move(arms[i]), i);
+}
+
+template <class Attempt>
+auto traffic_split::execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+    using outcome_type = decltype(attempt(ctx));
+    auto& s = *state_;
+    if (s.arms.empty()) return attempt(ctx);
+
+    const double draw = s.timing.random->next_unit();
+    std::size_t live = 0;
+    std::vector<std::pair<std::size_t, double>> shadow_shares;
+    {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        live = pick(ctx, draw);
+        for (std::size_t i = 0; i < s.arms.size(); ++i)
+            if (i != live && s.arms[i].shadow > 0) shadow_shares.emplace_back(i, s.arms[i].shadow);
+    }
+
+    // Shadows start first, so they run beside the live call rather than after it.
+    std::vector<std::unique_ptr<detail::shadow_run>> shadows;
+    for (const auto& [arm, share] : shadow_shares) {
+        if (share < 1.0 && s.timing.random->next_unit() >= share) continue;
+        shadows.push_back(std::make_unique<detail::shadow_run>(ctx, arm, s.arms[arm].route));
+        try {
+            start_shadow(*shadows.back(), attempt);
+        } catch (const std::system_error&) {
+            shadows.pop_back();  // no thread to spare: the live call goes on without this shadow
+        }
+    }
+
+    const arm_state& chosen = s.arms[live];
+    ctx.state->note_route(chosen.route->name, false);
+    const auto started = s.timing.clock->now();
+    outcome_type outcome = [&]() -> outcome_type {
+        detail::scoped_route at(ctx, chosen.route);
+        return chosen.policy.execute(ctx, attempt);
+    }();
+    const auto latency = since(started);
+    std::optional<error> failure;
+    if (!outcome) failure = outcome.error();
+    report(record(live, failure, latency, false, false));
+
+    if (!shadows.empty()) {
+        await_shadows(shadows);
+        for (const auto& run : shadows) {
+            report(record(run->arm, run->failure, run->latency, true, run->cut));
+            if (s.options.on_shadow)
+                s.options.on_shadow(shadow_event{ctx.op, split_outcome{*chosen.route, failure, latency},
+                                                 split_outcome{*s.arms[run->arm].route, run->failure, run->latency}, run->cut});
+        }
+    }
+    return outcome;
+}
+
+template <class Attempt>
+void traffic_split::start_shadow(detail::shadow_run& run, Attempt& attempt) const {
+    run.thread = std::thread([this, &run, &attempt] {
+        const arm_state& arm = state_->arms[run.arm];
+        const auto started = state_->timing.clock->now();
+        try {
+            auto out = arm.policy.execute(run.ctx, attempt);
+            if (!out) run.failure = out.error();
+        } catch (const std::exception& e) {
+            // A shadow must not take the process down; its exception is its failure.
+            run.failure = error(error_kind::invalid_response, std::string("the shadow attempt threw: ") + e.what());
+        }
+        run.latency = since(started);
+        run.finished.cancel();
+    });
+}
+
+inline void traffic_split::await_shadows(std::vector<std::unique_ptr<detail::shadow_run>>& runs) const {
+    const auto& clock = state_->timing.clock;
+    if (const auto& wait = state_->options.shadow_wait) {
+        const auto until = clock->now() + *wait;
+        for (auto& run : runs) {
+            const auto left = until - clock->now();
+            if (!run->finished.cancelled() && left > clock::duration::zero()) clock->sleep_for(left, run->finished.token());
+            if (!run->finished.cancelled()) {
+                run->cut = true;
+                run->stop.cancel();
+            }
+        }
+    }
+    for (auto& run : runs) {
+        run->thread.join();
+        // It may have answered as it was being cut: then it was not cut.
+        run->cut = run->cut && run->failure.has_value();
+    }
+}
+
+inline std::size_t traffic_split::pick(const call_context& ctx, double draw) const {
+    const auto& arms = state_->arms;
+    for (const auto& name : ctx.route_order) {
+        const auto i = detail::find_route(arms, name);
+        if (i < arms.size()) return i;
+    }
+    double total = 0;
+    for (const auto& a : arms) total += a.weight;
+    if (total <= 0) return 0;
+    const double point = draw * total;
+    double reached = 0;
+    std::size_t last = 0;
+    for (std::size_t i = 0; i < arms.size(); ++i) {
+        if (arms[i].weight <= 0) continue;
+        reached += arms[i].weight;
+        last = i;
+        if (point < reached) return i;
+    }
+    return last;  // draw * total rounded up to the total
+}
+
+inline std::optional<traffic_split::rollback> traffic_split::record(std::size_t arm, const std::optional<error>& failure,
+                                                                    std::chrono::microseconds latency, bool shadow, bool cut) const {
+    const auto now = state_->timing.clock->now();
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    arm_state& a = state_->arms[arm];
+    if (shadow) {
+        ++a.shadow_calls;
+        if (failure) ++a.shadow_failures;
+        if (cut) ++a.shadow_cut;
+    } else {
+        ++a.calls;
+        if (failure) ++a.failures;
+    }
+    // A call the caller cancelled says nothing of the arm; one cut for time says it was slow.
+    if (failure && failure->kind() == error_kind::cancelled && !cut) return std::nullopt;
+    const bool failed = failure && !cut && (!a.guard || !a.guard->counts_as_error || a.guard->counts_as_error(*failure));
+    a.window.record(now, failed, latency);
+
+    if (!a.guard || a.rolled_back) return std::nullopt;
+    const rollback_guard& g = *a.guard;
+    const auto sums = a.window.sums(now);
+    if (sums.calls < g.min_samples) return std::nullopt;
+    const auto percentile = a.window.percentile(now, g.latency_percentile);
+    std::optional<rollback_reason> reason;
+    if (g.max_error_rate && sums.failure_ratio() > *g.max_error_rate) reason = rollback_reason::error_rate;
+    else if (g.max_latency && percentile && *percentile > *g.max_latency) reason = rollback_reason::latency;
+    if (!reason) return std::nullopt;
+    a.weight = 0;
+    a.shadow = 0;
+    a.rolled_back = true;
+    return rollback{arm, *reason, sums.failure_ratio(), percentile, sums.calls};
+}
+
+inline void traffic_split::report(const std::optional<rollback>& r) const {
+    if (!r || !state_->options.on_rollback) return;
+    state_->options.on_rollback(rollback_event{*state_->arms[r->arm].route, r->reason, r->error_rate, r->latency, r->samples});
+}
+
+inline bool traffic_split::set_weight(std::string_view name, double w) const {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    const auto i = detail::find_route(state_->arms, name);
+    if (i >= state_->arms.size()) return false;
+    arm_state& a = state_->arms[i];
+    a.weight = std::max(w, 0.0);
+    if (a.rolled_back && a.weight > 0) {
+        a.rolled_back = false;
+        a.window.clear();
+    }
+    return true;
+}
+
+inline bool traffic_split::set_shadow(std::string_view name, double fraction) const {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    const auto i = detail::find_route(state_->arms, name);
+    if (i >= state_->arms.size()) return false;
+    state_->arms[i].shadow = std::clamp(fraction, 0.0, 1.0);
+    return true;
+}
+
+inline std::optional<double> traffic_split::weight(std::string_view name) const {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    const auto i = detail::find_route(state_->arms, name);
+    if (i >= state_->arms.size()) return std::nullopt;
+    return state_->arms[i].weight;
+}
+
+inline split_arm_stats traffic_split::stats_of(const arm_state& a, clock::time_point now) const {
+    split_arm_stats s;
+    s.name = a.route->name;
+    s.weight = a.weight;
+    s.shadow = a.shadow;
+    s.rolled_back = a.rolled_back;
+    s.calls = a.calls;
+    s.failures = a.failures;
+    s.shadow_calls = a.shadow_calls;
+    s.shadow_failures = a.shadow_failures;
+    s.shadow_cut = a.shadow_cut;
+    const auto sums = a.window.sums(now);
+    s.window_calls = sums.calls;
+    s.window_error_rate = sums.failure_ratio();
+    s.window_latency = a.window.percentile(now, a.guard ? a.guard->latency_percentile : 0.99);
+    return s;
+}
+
+inline std::vector<split_arm_stats> traffic_split::stats() const {
+    const auto now = state_->timing.clock->now();
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    std::vector<split_arm_stats> out;
+    for (const auto& a : state_->arms) out.push_back(stats_of(a, now));
+    return out;
+}
+
+inline std::optional<split_arm_stats> traffic_split::stats_for(std::string_view name) const {
+    const auto now = state_->timing.clock->now();
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    const auto i = detail::find_route(state_->arms, name);
+    if (i >= state_->arms.size()) return std::nullopt;
+    return stats_of(state_->arms[i], now);
+}
+
+}  // namespace sturdy

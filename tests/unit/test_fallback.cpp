@@ -1,0 +1,513 @@
+// The fallback chain over scripted attempts: which errors move on, order, context windows,
+// per-target policies, commit, stats and events, composition. No client, virtual time.
+#include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/fallback.hpp>
+#include <sturdy/pipeline.hpp>
+#include <sturdy/retry.hpp>
+#include <sturdy/timeout.hpp>
+#include <sturdy/testing/fake_clock.hpp>
+
+#include "support/catch.hpp"
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono;
+using sturdy::error;
+using sturdy::error_kind;
+using sturdy::fallback_target;
+
+namespace {
+
+error failure(error_kind kind, int status = 0, std::string code = {}) {
+    sturdy::error_details d;
+    d.status = status;
+    d.message = "scripted";
+    d.code = std::move(code);
+    return error(kind, std::move(d));
+}
+
+// Answers as a provider would, by the model asked for: queued errors first, then "answer from
+// <model>"; a model that is down always fails. Records what each attempt asked for, and notes
+// failed attempts in the call state as the client does.
+struct provider {
+    std::map<std::string, std::deque<error>> queued;
+    std::map<std::string, error> down;
+    std::vector<std::string> asked;       // model of each attempt
+    std::vector<std::string> routes;      // route name of each attempt
+    std::vector<std::string> base_urls;   // the route's endpoint, "" for the client's own
+
+    sturdy::result<std::string> operator()(sturdy::call_context& ctx) {
+        ctx.state->begin_attempt();
+        const std::string model(ctx.effective_model());
+        asked.push_back(model);
+        routes.push_back(ctx.route ? ctx.route->name : "");
+        base_urls.push_back(ctx.route && ctx.route->endpoint ? ctx.route->endpoint->base_url : "");
+        if (auto it = down.find(model); it != down.end()) return fail(ctx, it->second);
+        auto& q = queued[model];
+        if (!q.empty()) {
+            auto e = q.front();
+            q.pop_front();
+            return fail(ctx, e);
+        }
+        return "answer from " + model;
+    }
+
+    static error fail(sturdy::call_context& ctx, error e) {
+        ctx.state->note_error(e);
+        return e;
+    }
+};
+
+// One call's context and state.
+struct call {
+    sturdy::call_state state;
+    sturdy::call_context ctx{sturdy::operation::chat, "requested", state};
+};
+
+template <class Policy>
+sturdy::result<std::string> run(const Policy& policy, call& c, provider& p) {
+    return policy.execute(c.ctx, [&](sturdy::call_context& ctx) { return p(ctx); });
+}
+
+sturdy::fallback_policy two_targets(sturdy::fallback_options opts = {}) {
+    return sturdy::fallback_policy({fallback_target("primary", "model-a"), fallback_target("secondary", "model-b")}, std::move(opts));
+}
+
+// Whether a failure of the first target moves the call on to the second.
+bool moves_on(const error& e) {
+    provider p;
+    p.down.emplace("model-a", e);
+    call c;
+    auto out = run(two_targets(), c, p);
+    return out.has_value() && p.asked.size() == 2;
+}
+
+}  // namespace
+
+TEST_CASE("fallback: the default predicate moves on for provider failures and stays for request errors", "[fallback]") {
+    // Moves on: another provider may have the capacity, the quota or the model.
+    CHECK(moves_on(failure(error_kind::rate_limit, 429)));
+    CHECK(moves_on(failure(error_kind::rate_limit, 429, "insufficient_quota")));
+    CHECK(moves_on(failure(error_kind::internal_server, 500)));
+    CHECK(moves_on(failure(error_kind::internal_server, 503)));
+    CHECK(moves_on(failure(error_kind::timeout)));
+    CHECK(moves_on(failure(error_kind::connection)));
+    CHECK(moves_on(failure(error_kind::not_found, 404, "model_not_found")));
+    CHECK(moves_on(failure(error_kind::circuit_open)));
+    CHECK(moves_on(failure(error_kind::rate_limited)));
+    CHECK(moves_on(failure(error_kind::stream_truncated)));
+    CHECK(moves_on(failure(error_kind::conflict, 409)));
+    CHECK(moves_on(failure(error_kind::invalid_response, 200)));
+    CHECK(moves_on(failure(error_kind::api_status, 408)));
+    CHECK(moves_on(failure(error_kind::api_status, 402)));
+    // Stays: no provider would take the request, or the caller stopped.
+    CHECK_FALSE(moves_on(failure(error_kind::bad_request, 400)));
+    CHECK_FALSE(moves_on(failure(error_kind::authentication, 401)));
+    CHECK_FALSE(moves_on(failure(error_kind::permission_denied, 403)));
+    CHECK_FALSE(moves_on(failure(error_kind::unprocessable_entity, 422)));
+    CHECK_FALSE(moves_on(failure(error_kind::invalid_argument)));
+    CHECK_FALSE(moves_on(failure(error_kind::cancelled)));
+    CHECK_FALSE(moves_on(failure(error_kind::api_status, 418)));
+}
+
+TEST_CASE("fallback: targets are tried in order until one answers, and the call state says where", "[fallback]") {
+    sturdy::fallback_policy chain(
+        {fallback_target("primary", "model-a"), fallback_target("secondary", "model-b"), fallback_target("tertiary", "model-c")});
+    provider p;
+    p.down.emplace("model-a", failure(error_kind::internal_server, 503));
+    p.down.emplace("model-b", failure(error_kind::rate_limit, 429));
+    call c;
+    auto out = run(chain, c, p);
+    REQUIRE(out.has_value());
+    CHECK(*out == "answer from model-c");
+    CHECK(p.asked == std::vector<std::string>{"model-a", "model-b", "model-c"});
+    CHECK(p.routes == std::vector<std::string>{"primary", "secondary", "tertiary"});
+    CHECK(c.state.route_name() == "tertiary");
+    CHECK(c.state.fallbacks() == 2);
+    const auto errors = c.state.errors();
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0].status() == 503);
+    CHECK(errors[1].status() == 429);
+}
+
+TEST_CASE("fallback: the first target answering is no fallback", "[fallback]") {
+    provider p;
+    call c;
+    auto out = run(two_targets(), c, p);
+    REQUIRE(out.has_value());
+    CHECK(*out == "answer from model-a");
+    CHECK(c.state.route_name() == "primary");
+    CHECK(c.state.fallbacks() == 0);
+    CHECK(c.state.errors().empty());
+}
+
+TEST_CASE("fallback: when every target fails, the last error is returned", "[fallback]") {
+    provider p;
+    p.down.emplace("model-a", failure(error_kind::internal_server, 500));
+    p.down.emplace("model-b", failure(error_kind::timeout));
+    call c;
+    auto out = run(two_targets(), c, p);
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().kind() == error_kind::timeout);
+    CHECK(p.asked.size() == 2);
+    CHECK(c.state.errors().size() == 2);
+}
+
+TEST_CASE("fallback: an error that does not move on is returned at once", "[fallback]") {
+    provider p;
+    p.down.emplace("model-a", failure(error_kind::bad_request, 400));
+    call c;
+    auto out = run(two_targets(), c, p);
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().status() == 400);
+    CHECK(p.asked == std::vector<std::string>{"model-a"});
+    CHECK(c.state.fallbacks() == 0);
+}
+
+TEST_CASE("fallback: the predicate is the user's to choose", "[fallback]") {
+    sturdy::fallback_options opts;
+    opts.fall_back_on = [](const error& e) { return e.is(error_kind::bad_request); };
+    provider p;
+    p.down.emplace("model-a", failure(error_kind::bad_request, 400));
+    call c;
+    CHECK(run(two_targets(opts), c, p).has_value());
+
+    provider q;
+    q.down.emplace("model-a", failure(error_kind::internal_server, 500));
+    call d;
+    CHECK_FALSE(run(two_targets(opts), d, q).has_value());
+    CHECK(q.asked.size() == 1);
+}
+
+TEST_CASE("fallback: context_length_exceeded jumps to a larger window, passing smaller and undeclared ones", "[fallback]") {
+    std::vector<sturdy::fallback_skip_event> skips;
+    std::vector<std::string> skipped;
+    sturdy::fallback_options opts;
+    opts.on_skip = [&](const sturdy::fallback_skip_event& e) {
+        skipped.push_back(e.target.name);
+        skips.push_back(e);
+    };
+    sturdy::fallback_policy chain({fallback_target("short", "m-8k").with_window(8000), fallback_target("shorter", "m-4k").with_window(4000),
+                                   fallback_target("same", "m-8k-too").with_window(8000), fallback_target("unknown", "m-x"),
+                                   fallback_target("long", "m-128k").with_window(128000)},
+                                  opts);
+    provider p;
+    p.down.emplace("m-8k", failure(error_kind::context_length_exceeded, 400, "context_length_exceeded"));
+    call c;
+    auto out = run(chain, c, p);
+    REQUIRE(out.has_value());
+    CHECK(*out == "answer from m-128k");
+    CHECK(p.asked == std::vector<std::string>{"m-8k", "m-128k"});
+    CHECK(skipped == std::vector<std::string>{"shorter", "same", "unknown"});
+    REQUIRE(skips.size() == 3);
+    CHECK(skips[0].reason == sturdy::fallback_skip::window_not_larger);
+    CHECK(skips[0].context_window == 4000);
+    CHECK(c.state.fallbacks() == 1);
+    CHECK(c.state.route_name() == "long");
+    CHECK(c.state.errors().size() == 1);  // passing a target over invents no error
+    CHECK(chain.stats_for("shorter")->skipped == 1);
+    CHECK(chain.stats_for("short")->fallbacks == 1);
+}
+
+TEST_CASE("fallback: context_length_exceeded with no larger window left is returned", "[fallback]") {
+    sturdy::fallback_policy chain({fallback_target("a", "m-a").with_window(32000), fallback_target("b", "m-b").with_window(16000)});
+    provider p;
+    p.down.emplace("m-a", failure(error_kind::context_length_exceeded, 400));
+    call c;
+    auto out = run(chain, c, p);
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().kind() == error_kind::context_length_exceeded);
+    CHECK(p.asked.size() == 1);
+}
+
+TEST_CASE("fallback: an overflow at an undeclared window may go to any declared one", "[fallback]") {
+    sturdy::fallback_policy chain({fallback_target("a", "m-a"), fallback_target("b", "m-b"), fallback_target("c", "m-c").with_window(16000)});
+    provider p;
+    p.down.emplace("m-a", failure(error_kind::context_length_exceeded, 400));
+    call c;
+    auto out = run(chain, c, p);
+    REQUIRE(out.has_value());
+    CHECK(p.asked == std::vector<std::string>{"m-a", "m-c"});
+}
+
+TEST_CASE("fallback: without the context-window rule, context_length_exceeded goes through the predicate", "[fallback]") {
+    sturdy::fallback_options opts;
+    opts.context_window_fallback = false;
+    provider p;
+    p.down.emplace("model-a", failure(error_kind::context_length_exceeded, 400));
+    call c;
+    auto out = run(two_targets(opts), c, p);
+    REQUIRE_FALSE(out.has_value());
+    CHECK(p.asked.size() == 1);
+}
+
+TEST_CASE("fallback: targets too small for the estimated prompt and output are passed over before calling", "[fallback]") {
+    std::vector<sturdy::fallback_skip_event> skips;
+    sturdy::fallback_options opts;
+    opts.on_skip = [&](const sturdy::fallback_skip_event& e) { skips.push_back(e); };
+    sturdy::fallback_policy chain({fallback_target("8k", "m-8k").with_window(8000), fallback_target("11k", "m-11k").with_window(11000),
+                                   fallback_target("12k", "m-12k").with_window(12000)},
+                                  opts);
+    provider p;
+    call c;
+    c.ctx.estimated_prompt_tokens = 10000;
+    c.ctx.max_output_tokens = 2000;
+    auto out = run(chain, c, p);
+    REQUIRE(out.has_value());
+    CHECK(*out == "answer from m-12k");  // 10000 + 2000 fits a 12000 window exactly
+    CHECK(p.asked.size() == 1);
+    CHECK(c.state.fallbacks() == 0);  // nothing failed: no fallback, no error
+    CHECK(c.state.errors().empty());
+    CHECK(c.state.route_name() == "12k");
+    REQUIRE(skips.size() == 2);
+    CHECK(skips[0].reason == sturdy::fallback_skip::window_too_small);
+    CHECK(skips[0].needed_tokens == 12000);
+    CHECK(skips[1].target.name == "11k");
+}
+
+TEST_CASE("fallback: when no window holds the call, it fails with context_length_exceeded and no attempt", "[fallback]") {
+    sturdy::fallback_policy chain({fallback_target("a", "m-a").with_window(1000), fallback_target("b", "m-b").with_window(2000)});
+    provider p;
+    call c;
+    c.ctx.estimated_prompt_tokens = 5000;
+    auto out = run(chain, c, p);
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().kind() == error_kind::context_length_exceeded);
+    CHECK(p.asked.empty());
+    CHECK(c.state.attempts() == 0);
+}
+
+TEST_CASE("fallback: skipping by estimate can be turned off", "[fallback]") {
+    sturdy::fallback_options opts;
+    opts.skip_small_windows = false;
+    sturdy::fallback_policy chain({fallback_target("a", "m-a").with_window(1000)}, opts);
+    provider p;
+    call c;
+    c.ctx.estimated_prompt_tokens = 5000;
+    CHECK(run(chain, c, p).has_value());
+}
+
+TEST_CASE("fallback: the call's route_order goes first, the rest follow in configured order", "[fallback]") {
+    sturdy::fallback_policy chain({fallback_target("a", "m-a"), fallback_target("b", "m-b"), fallback_target("c", "m-c"),
+                                   fallback_target("d", "m-d")});
+    provider p;
+    for (auto m : {"m-a", "m-b", "m-c", "m-d"}) p.down.emplace(m, failure(error_kind::internal_server, 500));
+    call c;
+    c.ctx.route_order = {"c", "no-such-route", "b", "c"};
+    auto out = run(chain, c, p);
+    REQUIRE_FALSE(out.has_value());
+    CHECK(p.routes == std::vector<std::string>{"c", "b", "a", "d"});
+}
+
+TEST_CASE("fallback: a target's own retry runs before the chain moves on", "[fallback]") {
+    sturdy::testing::fake_clock fake(3);
+    sturdy::fallback_policy chain(
+        {fallback_target("primary", "model-a").with_policy(sturdy::retry_policy(sturdy::retry_options{}, fake.timing())),
+         fallback_target("secondary", "model-b")});
+    provider p;
+    p.down.emplace("model-a", failure(error_kind::internal_server, 503));
+    call c;
+    auto out = run(chain, c, p);
+    REQUIRE(out.has_value());
+    CHECK(p.asked == std::vector<std::string>{"model-a", "model-a", "model-a", "model-b"});
+    CHECK(fake.sleeps().size() == 2);  // the primary's two backoffs, in virtual time
+    CHECK(c.state.attempts() == 4);
+    CHECK(c.state.errors().size() == 3);
+    CHECK(c.state.fallbacks() == 1);
+    const auto primary = chain.stats_for("primary");
+    CHECK(primary->calls == 1);
+    CHECK(primary->failures == 1);
+}
+
+TEST_CASE("fallback: a stream that delivered content never falls back", "[fallback]") {
+    provider p;
+    call c;
+    auto out = two_targets().execute(c.ctx, [&](sturdy::call_context& ctx) -> sturdy::result<std::string> {
+        const int id = ctx.state->begin_attempt();
+        p.asked.emplace_back(ctx.effective_model());
+        REQUIRE(ctx.state->try_commit(id));  // content reached the caller, then the stream broke
+        return failure(error_kind::stream_truncated);
+    });
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().kind() == error_kind::stream_truncated);
+    CHECK(p.asked.size() == 1);
+}
+
+TEST_CASE("fallback: a cancelled call or a passed deadline stops the chain", "[fallback]") {
+    SECTION("cancelled") {
+        sturdy::cancellation_source stop;
+        call c;
+        c.ctx.cancel = stop.token();
+        provider p;
+        auto out = two_targets().execute(c.ctx, [&](sturdy::call_context& ctx) -> sturdy::result<std::string> {
+            p.asked.emplace_back(ctx.effective_model());
+            stop.cancel();
+            return failure(error_kind::timeout);
+        });
+        CHECK_FALSE(out.has_value());
+        CHECK(p.asked.size() == 1);
+    }
+    SECTION("deadline") {
+        sturdy::testing::fake_clock fake;
+        call c;
+        c.ctx.deadline = sturdy::deadline::after(fake.timing().clock, seconds(5));
+        provider p;
+        auto out = two_targets().execute(c.ctx, [&](sturdy::call_context& ctx) -> sturdy::result<std::string> {
+            p.asked.emplace_back(ctx.effective_model());
+            fake.advance(seconds(6));
+            return failure(error_kind::timeout);
+        });
+        CHECK_FALSE(out.has_value());
+        CHECK(p.asked.size() == 1);
+    }
+}
+
+TEST_CASE("fallback: each target's endpoint and model reach the attempt, and the route is restored after", "[fallback]") {
+    sturdy::endpoint other;
+    other.base_url = "http://other.example/v1";
+    other.api_key = "sk-other";
+    sturdy::fallback_policy chain({fallback_target("own", ""), fallback_target("other", "m-other", other)});
+    provider p;
+    p.down.emplace("requested", failure(error_kind::internal_server, 502));
+    call c;
+    auto outer = std::make_shared<const sturdy::route>(sturdy::route{"outer", nullptr, ""});
+    c.ctx.route = outer;
+    auto out = run(chain, c, p);
+    REQUIRE(out.has_value());
+    CHECK(p.asked == std::vector<std::string>{"requested", "m-other"});  // an empty model is the request's
+    CHECK(p.routes == std::vector<std::string>{"own", "other"});
+    CHECK(p.base_urls == std::vector<std::string>{"", "http://other.example/v1"});
+    CHECK(c.ctx.route == outer);
+}
+
+TEST_CASE("fallback: a target without a name is named after its model, or its place", "[fallback]") {
+    sturdy::fallback_policy chain({fallback_target("", "m-a"), fallback_target("", "")});
+    const auto stats = chain.stats();
+    REQUIRE(stats.size() == 2);
+    CHECK(stats[0].name == "m-a");
+    CHECK(stats[1].name == "route 2");
+}
+
+TEST_CASE("fallback: on_fallback reports each move with its cause; stats count per target", "[fallback]") {
+    struct move {
+        std::string from, to;
+        int status;
+        int number;
+    };
+    std::vector<move> moves;
+    sturdy::fallback_options opts;
+    opts.on_fallback = [&](const sturdy::fallback_event& e) { moves.push_back({e.from.name, e.to.name, e.cause.status(), e.fallback}); };
+    sturdy::fallback_policy chain(
+        {fallback_target("a", "m-a"), fallback_target("b", "m-b").with_window(100), fallback_target("c", "m-c")}, opts);
+    const auto observer = chain;  // a copy shares the counts
+
+    provider p;
+    p.queued["m-a"] = {failure(error_kind::internal_server, 500), failure(error_kind::rate_limit, 429)};
+    p.queued["m-b"] = {failure(error_kind::internal_server, 503)};
+    for (int i = 0; i < 3; ++i) {
+        call c;
+        REQUIRE(run(chain, c, p).has_value());
+    }
+    call big;
+    big.ctx.estimated_prompt_tokens = 1000;  // too large for b
+    REQUIRE(run(chain, big, p).has_value());
+
+    REQUIRE(moves.size() == 3);
+    CHECK(moves[0].from == "a");
+    CHECK(moves[0].to == "b");
+    CHECK(moves[0].status == 500);
+    CHECK(moves[0].number == 1);
+    CHECK(moves[1].from == "b");
+    CHECK(moves[1].to == "c");
+    CHECK(moves[1].status == 503);
+    CHECK(moves[1].number == 2);
+    CHECK(moves[2].from == "a");
+    CHECK(moves[2].to == "b");
+    CHECK(moves[2].status == 429);
+
+    const auto stats = observer.stats();
+    REQUIRE(stats.size() == 3);
+    CHECK(stats[0].name == "a");
+    CHECK(stats[0].calls == 4);
+    CHECK(stats[0].successes == 2);
+    CHECK(stats[0].failures == 2);
+    CHECK(stats[0].fallbacks == 2);
+    CHECK(stats[1].calls == 2);
+    CHECK(stats[1].successes == 1);
+    CHECK(stats[1].failures == 1);
+    CHECK(stats[1].fallbacks == 1);
+    CHECK(stats[1].skipped == 0);
+    CHECK(stats[2].calls == 1);
+    CHECK(stats[2].successes == 1);
+    CHECK_FALSE(observer.stats_for("nope").has_value());
+}
+
+TEST_CASE("fallback: works inside compose() and a dynamic_pipeline", "[fallback][pipeline]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_options quick;
+    quick.max_retries = 1;
+    SECTION("compose: a deadline around the chain, a retry inside each target") {
+        auto policy = sturdy::compose(sturdy::deadline_policy(seconds(30), fake.timing()), two_targets(),
+                                      sturdy::retry_policy(quick, fake.timing()));
+        provider p;
+        p.down.emplace("model-a", failure(error_kind::internal_server, 500));
+        call c;
+        auto out = run(policy, c, p);
+        REQUIRE(out.has_value());
+        CHECK(p.asked == std::vector<std::string>{"model-a", "model-a", "model-b"});
+        CHECK(c.state.fallbacks() == 1);
+        CHECK_FALSE(c.ctx.deadline.is_set());  // restored by the deadline policy
+    }
+    SECTION("dynamic_pipeline") {
+        sturdy::dynamic_pipeline policy;
+        policy.add(two_targets()).add(sturdy::retry_policy(quick, fake.timing()));
+        provider p;
+        p.down.emplace("model-a", failure(error_kind::connection));
+        call c;
+        auto out = run(policy, c, p);
+        REQUIRE(out.has_value());
+        CHECK(*out == "answer from model-b");
+        CHECK(p.asked.size() == 3);
+        CHECK(c.state.route_name() == "secondary");
+    }
+}
+
+TEST_CASE("fallback: an empty chain makes the attempt as it is", "[fallback]") {
+    sturdy::fallback_policy chain({});
+    provider p;
+    call c;
+    auto out = run(chain, c, p);
+    REQUIRE(out.has_value());
+    CHECK(*out == "answer from requested");
+    CHECK(c.state.route_name().empty());
+}
+
+TEST_CASE("fallback: counts stay right under calls from many threads", "[fallback][threads]") {
+    sturdy::fallback_policy chain({fallback_target("a", "m-a"), fallback_target("b", "m-b")});
+    std::atomic<int> answered{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 250; ++i) {
+                call c;
+                auto out = chain.execute(c.ctx, [&](sturdy::call_context& ctx) -> sturdy::result<int> {
+                    if (ctx.effective_model() == "m-a" && (i + t) % 2 == 0) return failure(error_kind::internal_server, 500);
+                    return 1;
+                });
+                if (out) ++answered;
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(answered == 1000);
+    const auto stats = chain.stats();
+    CHECK(stats[0].calls == 1000);
+    CHECK(stats[0].failures == 500);
+    CHECK(stats[0].fallbacks == 500);
+    CHECK(stats[1].successes == 500);
+}
