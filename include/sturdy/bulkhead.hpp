@@ -17,6 +17,7 @@
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/detail/duration_text.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -250,9 +251,7 @@ private:
                     return error(error_kind::cancelled, "cancelled while waiting for a slot in bulkhead '" + o.name + "'");
                 default:
                     return refusal(error_codes::bulkhead_timeout, deadline_first ? std::string("no free slot before the call's deadline")
-                                                  : "no free slot within max_wait (" +
-                                                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(o.max_wait).count()) +
-                                                        " ms)");
+                                                  : "no free slot within max_wait (" + detail::duration_text(o.max_wait) + ")");
             }
         }
     }

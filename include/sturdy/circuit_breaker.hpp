@@ -25,6 +25,7 @@
 
 #include <sturdy/backoff.hpp>
 #include <sturdy/clock.hpp>
+#include <sturdy/detail/duration_text.hpp>
 #include <sturdy/detail/outcome_window.hpp>
 #include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
@@ -168,15 +169,6 @@ struct circuit_breaker_options {
 };
 
 namespace detail {
-
-/// A duration for messages, rounded up so it never understates a wait: "250 ms", "2.5 s", "30 s".
-inline std::string duration_text(clock::duration d) {
-    const auto ms = std::max<std::int64_t>(std::chrono::ceil<std::chrono::milliseconds>(d).count(), 0);
-    if (ms < 1000) return std::to_string(ms) + " ms";
-    if (ms >= 10000 || ms % 1000 == 0) return std::to_string((ms + 999) / 1000) + " s";
-    const auto tenths = (ms + 99) / 100;
-    return std::to_string(tenths / 10) + (tenths % 10 ? "." + std::to_string(tenths % 10) : std::string()) + " s";
-}
 
 /// A breaker's shared state: everything its copies see.
 class breaker_core {

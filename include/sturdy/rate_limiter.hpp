@@ -20,13 +20,13 @@
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/detail/duration_text.hpp>
 #include <sturdy/retry_after.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -187,16 +187,6 @@ private:
     clock::time_point hold_until_ = clock::time_point::min();
 };
 
-/// "2.5s", "0.02s", "360s": a duration for a message, to the millisecond.
-inline std::string seconds_text(clock::duration d) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.3f", std::chrono::duration<double>(d).count());
-    std::string s(buf);
-    while (s.back() == '0') s.pop_back();
-    if (s.back() == '.') s.pop_back();
-    return s + "s";
-}
-
 }  // namespace detail
 
 /// Client-side RPM and TPM limits as a policy: see the top of this file. Place it inside a retry
@@ -280,7 +270,7 @@ private:
         const auto& b = bucket(kind);
         if (!b.limited()) return "the server's " + std::string(to_string(kind)) + " limit";
         return "the " + std::string(to_string(kind)) + " limit (" + std::to_string(static_cast<std::int64_t>(b.limit())) + " per " +
-               detail::seconds_text(state_->options.period) + ")";
+               detail::duration_text(state_->options.period) + ")";
     }
 
     error refusal(std::string_view code, std::string message, std::optional<clock::duration> wait) const {
@@ -315,12 +305,12 @@ private:
         event.wait = std::max(token_wait, request_wait);
         if (event.wait > clock::duration::zero()) {
             std::string why;
-            if (event.wait > o.max_wait) why = "longer than max_wait (" + detail::seconds_text(o.max_wait) + ")";
+            if (event.wait > o.max_wait) why = "longer than max_wait (" + detail::duration_text(o.max_wait) + ")";
             else if (ctx.deadline.is_set() && event.wait >= ctx.deadline.remaining()) why = "past the call's deadline";
             if (!why.empty()) {
                 const bool by_server = bucket(event.limit).held(now);
                 p.refusal = refusal(event.limit == rate_limit_kind::tokens ? error_codes::tokens_limit : error_codes::requests_limit,
-                                    describe(event.limit) + " has no room for another " + detail::seconds_text(event.wait) +
+                                    describe(event.limit) + " has no room for another " + detail::duration_text(event.wait) +
                                         (by_server ? " (as the server said)" : "") + ", " + why,
                                     event.wait);
                 p.event = event;

@@ -6,6 +6,7 @@
 #include <sturdy/testing/fake_clock.hpp>
 
 #include "support/catch.hpp"
+#include "support/gate.hpp"
 
 #include <condition_variable>
 #include <mutex>
@@ -28,31 +29,7 @@ namespace {
 using manual_clock = sturdy::testing::fake_clock;
 constexpr auto manual = sturdy::testing::fake_clock::mode::manual;
 
-/// Attempts wait here until the test opens it; counts the attempts that reached it.
-class gate {
-public:
-    void open() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        open_ = true;
-        changed_.notify_all();
-    }
-    void pass() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        ++arrived_;
-        changed_.notify_all();
-        changed_.wait(lock, [&] { return open_; });
-    }
-    void wait_for_arrivals(int n) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait(lock, [&] { return arrived_ >= n; });
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    bool open_ = false;
-    int arrived_ = 0;
-};
+using sturdy_test::gate;
 
 template <class Policy, class Attempt>
 sturdy::result<int> call(const Policy& policy, Attempt&& attempt, const sturdy::cancellation_token& cancel = {},

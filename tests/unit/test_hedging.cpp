@@ -9,6 +9,7 @@
 #include <sturdy/timeout.hpp>
 
 #include "support/catch.hpp"
+#include "support/gate.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -37,35 +38,7 @@ error http_error(int status) {
     return error(sturdy::kind_for_status(status), std::move(d));
 }
 
-// Opened once by the test; attempts wait on it.
-class gate {
-public:
-    void open() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        open_ = true;
-        cv_.notify_all();
-    }
-    void wait() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [&] { return open_; });
-    }
-    /// Waits for the gate or for `token`; true when the gate opened first.
-    bool wait(const sturdy::cancellation_token& token) {
-        // Registered before the lock is taken, and released after it is: the callback takes it.
-        auto registration = token.on_cancel([this] {
-            std::lock_guard<std::mutex> inner(mutex_);
-            cv_.notify_all();
-        });
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [&] { return open_ || token.cancelled(); });
-        return open_;
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool open_ = false;
-};
+using sturdy_test::gate;
 
 error cancelled() { return error(error_kind::cancelled, "the request was cancelled"); }
 
