@@ -1,6 +1,7 @@
 #pragma once
 /// @file
-/// What a call went through: attempts, timing, where it was answered. Every response carries one.
+/// What a call went through: attempts, timing, where it was answered. Every response carries one
+/// (`reply.call`), and so does the error a failed call ends with (`error.call()`).
 
 #include <sturdy/error.hpp>
 
@@ -23,13 +24,14 @@ struct call_info {
     std::string request_id{};
     /// For streams: the caller's callback returned false, so the reply is partial by request.
     bool stopped_early = false;
-    /// The route (fallback target, split arm) that answered; empty for the client's own endpoint.
+    /// The route (fallback target, split arm) that answered, or for a failed call the last one
+    /// tried; empty for the client's own endpoint.
     std::string route{};
     /// Times a fallback chain moved on to its next target.
     int fallbacks = 0;
     /// Hedged attempts started beside the first.
     int hedges = 0;
-    /// Every error met on the way to this reply, oldest first.
+    /// Every error met on the way, oldest first; for a failed call, the last is the call's error.
     std::vector<error> errors{};
 };
 

@@ -2,6 +2,7 @@
 /// @file
 /// The client: chat, streamed chat, models and embeddings over a Transport, through a Policy.
 
+#include <sturdy/call_info.hpp>
 #include <sturdy/chat.hpp>
 #include <sturdy/clock.hpp>
 #include <sturdy/curl_transport.hpp>
@@ -252,18 +253,26 @@ private:
         ctx.route_order = call.route_order;
         if (call.total_timeout) ctx.deadline = deadline::after(timing_.clock, *call.total_timeout);
         result<T> outcome = policy_.execute(ctx, attempt);
-        if constexpr (has_call_info<T>::value) {
-            if (outcome) {
-                auto& info = outcome->call;
-                info.attempts = state.attempts();
-                info.latency = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-                info.route = state.route_name();
-                info.fallbacks = state.fallbacks();
-                info.hedges = state.hedges();
-                info.errors = state.errors();
-            }
+        if (!outcome) {
+            sturdy::error failure = outcome.error();
+            auto report = std::make_shared<call_info>();
+            report->request_id = failure.request_id();
+            fill_report(*report, state, started);
+            failure.set_call(std::move(report));
+            return failure;
         }
+        if constexpr (has_call_info<T>::value) fill_report(outcome->call, state, started);
         return outcome;
+    }
+
+    /// The call-level part of a report; the answering attempt filled in its own (request id, ttft).
+    static void fill_report(call_info& info, const call_state& state, std::chrono::steady_clock::time_point started) {
+        info.attempts = state.attempts();
+        info.latency = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+        info.route = state.route_name();
+        info.fallbacks = state.fallbacks();
+        info.hedges = state.hedges();
+        info.errors = state.errors();
     }
 
     template <class T, class = void>

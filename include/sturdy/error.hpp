@@ -105,6 +105,8 @@ struct error_details {
     std::string partial_content;  ///< text a stream delivered before it failed
 };
 
+struct call_info;  // call_info.hpp: what a call went through
+
 /// A failed call. Thrown by the throwing API, held by `result<T>` in the non-throwing one.
 ///
 /// `what()` reads "KIND [STATUS]: MESSAGE", the status only when there was one.
@@ -134,6 +136,13 @@ public:
     const std::string& partial_content() const noexcept { return details_->partial_content; }
     std::optional<std::chrono::milliseconds> retry_after() const noexcept { return details_->retry_after; }
 
+    /// What the failed call went through, as a reply's `call` says it for a call that answered:
+    /// attempts, latency, the last route tried, fallbacks, hedges, and every error met (this one
+    /// last). Set on the error a client call ends with; nullptr on the errors inside that report.
+    const call_info* call() const noexcept { return call_.get(); }
+    /// Attaches the report of the call this error ended (the client does this).
+    void set_call(std::shared_ptr<const call_info> report) noexcept { call_ = std::move(report); }
+
 private:
     static error_details with_message(std::string message, int status) {
         error_details d;
@@ -152,6 +161,7 @@ private:
     error_kind kind_;
     // Shared so that copies, which exceptions and results make, cannot throw.
     std::shared_ptr<const error_details> details_;
+    std::shared_ptr<const call_info> call_;
 };
 
 }  // namespace sturdy

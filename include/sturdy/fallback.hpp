@@ -150,9 +150,9 @@ struct fallback_target_stats {
 /// that are not targets are ignored), then the other targets in the order given. A target is
 /// passed over, without an error, when its declared context window cannot hold the call; the call
 /// fails with context_length_exceeded when no target can. When the chain runs out of targets,
-/// the call fails with the last error met; every error on the way is in `call_info::errors`, and
-/// `call_info::route` / `call_info::fallbacks` say where it was answered and how many moves it
-/// took. A cancelled call or a passed deadline stops the chain. A chain without targets is the
+/// the call fails with the last error met. Every error on the way is in `call_info::errors` (the
+/// reply's `call`, or the final error's `call()`), and `call_info::route` / `call_info::fallbacks`
+/// say where it was answered (or last tried) and how many moves it took. A cancelled call or a passed deadline stops the chain. A chain without targets is the
 /// client's own endpoint.
 ///
 /// A target's endpoint replaces the client's for its attempts (its base URL, key, organization,

@@ -131,6 +131,37 @@ TEST_CASE("http: 5xx are retried up to the limit, then reported", "[socket]") {
     CHECK(srv.request_count() == 3);
 }
 
+TEST_CASE("http: a failed call's error says what the call went through", "[socket]") {
+    sturdy_test::script_server srv;
+    srv.enqueue(reply::json(500, R"({"error":{"message":"first"}})"));
+    srv.enqueue(reply::json(502, R"({"error":{"message":"second"}})").header("x-request-id", "req-second"));
+    srv.enqueue(reply::json(401, R"({"error":{"message":"bad key"}})").header("x-request-id", "req-last"));
+    auto r = make_client(srv, 2).try_chat(hello);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == error_kind::authentication);
+    const sturdy::call_info* report = r.error().call();
+    REQUIRE(report != nullptr);
+    CHECK(report->attempts == 3);
+    CHECK(report->request_id == "req-last");
+    CHECK(report->latency > std::chrono::microseconds(0));
+    REQUIRE(report->errors.size() == 3);
+    CHECK(report->errors[0].status() == 500);
+    CHECK(report->errors[1].request_id() == "req-second");
+    CHECK(report->errors[2].status() == 401);
+    CHECK(report->errors[2].call() == nullptr);  // the report holds no report of itself
+
+    // The throwing form carries the same report.
+    srv.enqueue(reply::json(400, R"({"error":{"message":"no"}})"));
+    try {
+        (void)make_client(srv, 2).chat(hello);
+        FAIL("a 400 must throw");
+    } catch (const sturdy::error& e) {
+        REQUIRE(e.call() != nullptr);
+        CHECK(e.call()->attempts == 1);
+        CHECK(e.call()->errors.size() == 1);
+    }
+}
+
 TEST_CASE("http: x-should-retry false stops a retry the status would allow", "[socket]") {
     sturdy_test::script_server srv;
     srv.set_default(reply::json(500, "{}").header("x-should-retry", "false"));

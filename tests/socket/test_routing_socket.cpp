@@ -110,6 +110,26 @@ TEST_CASE("routing: a 400 does not fall back", "[socket][fallback]") {
     CHECK(backup.requests().empty());
 }
 
+TEST_CASE("routing: when every target fails, the error lists each target's error", "[socket][fallback]") {
+    sturdy_demo::server demo(demo_with_key("sk-demo"));
+    demo.start();
+    demo.set_model_down("demo-mini", true, 503);
+    demo.inject(sturdy_demo::fault::status(429).for_model("demo-large").times(-1));
+    const chain_client client(options_for(demo.base_url(), "sk-demo"),
+                              sturdy::fallback_policy({fallback_target("mini", "demo-mini"), fallback_target("large", "demo-large")}));
+    auto answer = client.try_chat(hello);
+    REQUIRE_FALSE(answer.has_value());
+    CHECK(answer.error().kind() == error_kind::rate_limit);  // the last error met
+    const sturdy::call_info* report = answer.error().call();
+    REQUIRE(report != nullptr);
+    CHECK(report->route == "large");
+    CHECK(report->fallbacks == 1);
+    CHECK(report->attempts == 2);
+    REQUIRE(report->errors.size() == 2);
+    CHECK(report->errors[0].status() == 503);
+    CHECK(report->errors[1].status() == 429);
+}
+
 TEST_CASE("routing: context_length_exceeded goes on to the target with a larger window", "[socket][fallback]") {
     sturdy_demo::server small(demo_with_key("", 5));  // prompts over 5 words are too long here
     small.start();
