@@ -152,8 +152,8 @@ struct fallback_target_stats {
 /// fails with context_length_exceeded when no target can. When the chain runs out of targets,
 /// the call fails with the last error met. Every error on the way is in `call_info::errors` (the
 /// reply's `call`, or the final error's `call()`), and `call_info::route` / `call_info::fallbacks`
-/// say where it was answered (or last tried) and how many moves it took. A cancelled call or a passed deadline stops the chain. A chain without targets is the
-/// client's own endpoint.
+/// say where it was answered (or last tried) and how many moves it took. A cancelled call or a
+/// passed deadline stops the chain. A chain without targets is the client's own endpoint.
 ///
 /// A target's endpoint replaces the client's for its attempts (its base URL, key, organization,
 /// project, headers), including any route an outer policy chose. Copies share the statistics.
