@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -42,17 +44,20 @@ using float_json = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std:
                                         std::uint64_t, float>;
 
 /// stdout, remembering whether a line was left open, so that an error after streamed text can
-/// finish that line first.
+/// finish that line first. Everything printed has the API key taken out (a server or a model may
+/// echo it), and on a terminal, a reply's control characters are written out rather than obeyed.
 class output {
 public:
+    explicit output(std::string secret = {}) : secret_(std::move(secret)), terminal_(isatty(STDOUT_FILENO) == 1) {}
+
     /// Writes `text` at once (a streamed chunk).
     void write(std::string_view text) {
         if (text.empty()) return;
-        std::cout << text << std::flush;
+        std::cout << shown(text) << std::flush;
         open_line_ = text.back() != '\n';
     }
     void line(std::string_view text) {
-        std::cout << text << '\n';
+        std::cout << shown(text) << '\n';
         open_line_ = false;
     }
     void end_open_line() {
@@ -60,6 +65,13 @@ public:
     }
 
 private:
+    std::string shown(std::string_view text) const {
+        std::string safe = sturdy::redact(text, secret_);
+        return terminal_ ? sturdy::printable(safe) : safe;
+    }
+
+    std::string secret_;
+    bool terminal_;
     bool open_line_ = false;
 };
 
@@ -130,11 +142,11 @@ sturdy::any_policy policy_for(const arguments& args, const std::string& model) {
 }
 
 /// The environment's settings (OPENAI_BASE_URL, OPENAI_API_KEY...), then the command line's.
-cli_client make_client(const arguments& args, const std::string& model) {
+sturdy::client_options options_for(const arguments& args) {
     auto options = sturdy::client_options::from_env();
     if (args.base_url) options.base_url = *args.base_url;
     if (args.api_key) options.api_key = *args.api_key;
-    return cli_client(std::move(options), policy_for(args, model));
+    return options;
 }
 
 sturdy::request_options call_options(const arguments& args) {
@@ -247,10 +259,11 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    output out;
+    auto options = options_for(args);
+    output out(options.api_key);
     try {
         const std::string model = model_for(args, args.what == command::embed ? "text-embedding-3-small" : "gpt-4o-mini");
-        const cli_client client = make_client(args, model);
+        const cli_client client(std::move(options), policy_for(args, model));
         switch (args.what) {
             case command::chat: chat(client, args, out); break;
             case command::models: models(client, args, out); break;
@@ -266,7 +279,7 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         out.end_open_line();
         std::cout.flush();
-        std::cerr << "error: unexpected: " << one_line(e.what()) << '\n';
+        std::cerr << "error: unexpected: " << one_line(sturdy::printable(e.what())) << '\n';
         return 1;
     }
     if (!std::cout.flush()) {

@@ -19,9 +19,10 @@ int main() {
     demo.start();
 
     // One breaker per target: a failing primary must not take the healthy secondary down with it.
+    // `per_route` makes one for each target the first time a call goes there, named after it.
     // Wire the hooks to your logging; here they print, and the sequence is checked at the end.
     std::vector<std::string> changes;
-    auto breaker_for = [&](const std::string& name) {
+    auto breaker_for = [&changes](const std::string& name) {
         sturdy::circuit_breaker_options o;
         o.name = name;
         o.failure_threshold = 2;
@@ -33,16 +34,16 @@ int main() {
         };
         return sturdy::circuit_breaker(o);
     };
-    const auto primary_breaker = breaker_for("demo-large");
-    const auto secondary_breaker = breaker_for("demo-mini");
+    const auto breakers = sturdy::per_route(breaker_for);
 
-    // Inside each target: a retry (once, quickly), then that target's breaker.
+    // Inside each target: a retry (once, quickly), then that target's breaker; one line for both.
     sturdy::retry_options quick;
     quick.max_retries = 1;
     quick.backoff = sturdy::backoff::constant(10ms);
+    const auto each_target = sturdy::compose(sturdy::retry_policy(quick), breakers);
     std::vector<sturdy::fallback_target> chain;
-    chain.push_back(sturdy::fallback_target("demo-large", "demo-large").with_policy(sturdy::compose(sturdy::retry_policy(quick), primary_breaker)));
-    chain.push_back(sturdy::fallback_target("demo-mini", "demo-mini").with_policy(sturdy::compose(sturdy::retry_policy(quick), secondary_breaker)));
+    chain.push_back(sturdy::fallback_target("demo-large", "demo-large").with_policy(each_target));
+    chain.push_back(sturdy::fallback_target("demo-mini", "demo-mini").with_policy(each_target));
     sturdy::fallback_options fo;
     fo.on_fallback = [](const sturdy::fallback_event& e) {
         std::cout << "  [fallback] " << e.from.name << " -> " << e.to.name << " after " << sturdy::to_string(e.cause.kind()) << "\n";
@@ -73,10 +74,11 @@ int main() {
     auto recovered = client.try_chat({"demo-large", {sturdy::chat_message::user("call 4")}});
     std::cout << "call 4: " << (recovered ? "answered by " + recovered->call.route : std::string(recovered.error().what())) << "\n";
 
-    const bool as_expected = first == 2 && second == 0 && third == 0 && recovered && recovered->call.route == "demo-large" &&
-                             primary_breaker.state() == sturdy::circuit_state::closed &&
-                             secondary_breaker.state() == sturdy::circuit_state::closed &&
-                             changes == std::vector<std::string>{"demo-large:open", "demo-large:half_open", "demo-large:closed"};
+    const bool as_expected =
+        first == 2 && second == 0 && third == 0 && recovered && recovered->call.route == "demo-large" &&
+        breakers.get("demo-large").state() == sturdy::circuit_state::closed &&
+        breakers.get("demo-mini").state() == sturdy::circuit_state::closed &&
+        changes == std::vector<std::string>{"demo-large:open", "demo-large:half_open", "demo-large:closed"};
     std::cout << (as_expected ? "the open breaker kept calls off the failing primary until it recovered\n"
                               : "UNEXPECTED: the breaker did not behave as described\n");
     return as_expected ? 0 : 1;

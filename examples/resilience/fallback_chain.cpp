@@ -102,7 +102,9 @@ int main() {
               << " fallback(s) and " << reply->call.attempts << " attempt(s); errors on the way:\n";
     for (const auto& e : reply->call.errors) std::cout << "  " << e.what() << "\n";
     for (const auto& s : fallback.stats())
-        std::cout << "  stats " << s.name << ": calls " << s.calls << ", answered " << s.successes << ", moved on " << s.fallbacks << "\n";
+        std::cout << "  stats " << s.name << ": calls " << s.calls << ", requests sent " << s.attempts << ", answered "
+                  << s.successes << ", failed " << s.failures << ", refused " << s.refusals << ", moved on "
+                  << s.fallbacks << "\n";
 
     if (!demo_mode) return 0;
     const bool as_expected = reply->call.route == "tertiary" && reply->call.fallbacks == 2 && reply->call.errors.size() == 3 &&

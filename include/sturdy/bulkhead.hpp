@@ -18,6 +18,7 @@
 #include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/detail/duration_text.hpp>
+#include <sturdy/detail/option_check.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -129,8 +130,10 @@ private:
 
     struct state {
         state(bulkhead_options o, sturdy::timing t) : options(std::move(o)), timing(std::move(t)) {
-            if (options.max_concurrent < 1 || options.max_queue < 0 || options.max_wait < clock::duration::zero())
-                throw std::invalid_argument("sturdy::bulkhead: max_concurrent must be at least 1, max_queue and max_wait not negative");
+            detail::require_option(options.max_concurrent >= 1, "bulkhead", "max_concurrent", "must be at least 1");
+            detail::require_option(options.max_queue >= 0, "bulkhead", "max_queue", "must not be negative");
+            detail::require_option(options.max_wait >= clock::duration::zero(), "bulkhead", "max_wait",
+                                   "must not be negative");
         }
 
         /// Frees a slot, handing it straight to the first waiter so that nobody overtakes the queue.

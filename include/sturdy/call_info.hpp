@@ -12,14 +12,37 @@
 
 namespace sturdy {
 
+/// One attempt of a call, as the client made it.
+struct attempt_record {
+    /// 1 for the call's first attempt; hedges and retries count on from there.
+    int number = 0;
+    /// The route it went to (fallback target, split arm); empty for the client's own endpoint.
+    std::string route{};
+    /// The model it asked for.
+    std::string model{};
+    /// The HTTP status of its reply; 0 when none came.
+    int status = 0;
+    /// From its start to its reply; for a stream, to its first content, or to its end when it
+    /// delivered none.
+    std::chrono::microseconds latency{0};
+    /// Streams: from this attempt's start to its first content, when it delivered some.
+    std::optional<std::chrono::microseconds> time_to_first_token{};
+    /// What it failed with; empty for the attempt that answered.
+    std::optional<error> failure{};
+};
+
 /// How a call went, beyond its payload.
 struct call_info {
     /// Attempts made, the successful one included (1 when nothing was retried).
     int attempts = 0;
     /// From the call's start to its result, every retry and wait included.
     std::chrono::microseconds latency{0};
-    /// For streams: from the call's start to the first content delivered to the caller.
+    /// For streams: from the call's start to the first content delivered to the caller, every
+    /// retry, Retry-After and queue wait before it included.
     std::optional<std::chrono::microseconds> time_to_first_token{};
+    /// For streams: from the answering attempt's own start to its first content, what compares
+    /// one provider with another.
+    std::optional<std::chrono::microseconds> attempt_time_to_first_token{};
     /// The answering reply's x-request-id.
     std::string request_id{};
     /// For streams: the caller's callback returned false, so the reply is partial by request.
@@ -31,8 +54,11 @@ struct call_info {
     int fallbacks = 0;
     /// Hedged attempts started beside the first.
     int hedges = 0;
-    /// Every error met on the way, oldest first; for a failed call, the last is the call's error.
+    /// Every error met on the way, oldest first, a policy's own refusals included; for a failed
+    /// call, the last is the call's error.
     std::vector<error> errors{};
+    /// Every attempt made, in the order each ended.
+    std::vector<attempt_record> attempt_log{};
 };
 
 }  // namespace sturdy

@@ -26,6 +26,7 @@
 #include <sturdy/backoff.hpp>
 #include <sturdy/clock.hpp>
 #include <sturdy/detail/duration_text.hpp>
+#include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/outcome_window.hpp>
 #include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
@@ -73,14 +74,16 @@ enum class circuit_trip {
 
 /// The default for `circuit_breaker_options::ignore_on`: errors that say nothing about the
 /// backend's health, because no request reached it (a refusal by a client-side breaker or
-/// limiter, a request that could not be sent) or because the caller gave up.
+/// limiter, a request that could not be sent), because the caller gave up, or because the server
+/// asked for a pause: a 429 is backpressure from a healthy backend, which a retry's wait or a
+/// fallback chain's cool-down answers, not a break (`count_rate_limit` counts it).
 inline bool ignored_by_breaker(const error& e) {
     switch (e.kind()) {
         case error_kind::cancelled:
         case error_kind::circuit_open:
         case error_kind::rate_limited:
         case error_kind::invalid_argument:
-            return true;
+        case error_kind::rate_limit: return true;
         case error_kind::timeout:
             return e.code() == error_codes::deadline_exceeded;  // nothing reached the backend
         default:
@@ -156,10 +159,14 @@ struct circuit_breaker_options {
     /// Which errors count as failures; the others count as successes. The default counts server and
     /// network trouble (5xx, 408, 409, 429 but not insufficient_quota, timeouts, connection errors,
     /// truncated streams) but not client errors: a bad request says nothing about the backend.
-    /// Empty: every error not ignored is a failure.
+    /// Empty: the default, is_transient.
     std::function<bool(const error&)> failure_on = is_transient;
-    /// Errors that count neither way (checked first). Empty: none.
+    /// Errors that count neither way (checked first). Empty: the default, ignored_by_breaker.
     std::function<bool(const error&)> ignore_on = ignored_by_breaker;
+    /// Count a 429 (rate_limit) through `failure_on` like any other error, for backends whose 429s
+    /// do mean overload. Off by default: a 429 is the server asking for a pause, and one call's
+    /// three 429s would otherwise open the circuit for the whole break.
+    bool count_rate_limit = false;
 
     /// Called on each state change, in the order the changes happened, outside the breaker's lock
     /// (maybe on another thread that is reporting changes when several happen at once).
@@ -218,8 +225,9 @@ public:
     void record(const ticket& t, const error* failure, operation op) {
         const auto took = timing_.clock->now() - t.started;
         // The predicates are user code: run them before taking the lock.
-        const bool ignored = failure && options_.ignore_on && options_.ignore_on(*failure);
-        const bool failed = failure && !ignored && (!options_.failure_on || options_.failure_on(*failure));
+        const bool counted_429 = failure && options_.count_rate_limit && failure->kind() == error_kind::rate_limit;
+        const bool ignored = failure && !counted_429 && matches(options_.ignore_on, ignored_by_breaker, *failure);
+        const bool failed = failure && !ignored && matches(options_.failure_on, is_transient, *failure);
         const bool slow = !ignored && options_.slow_call_threshold && op != operation::chat_stream && took > *options_.slow_call_threshold;
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -281,8 +289,14 @@ private:
     };
 
     static circuit_breaker_options sanitized(circuit_breaker_options o) {
-        if (o.failure_threshold < 1) o.failure_threshold = 1;
-        if (o.minimum_calls < 1) o.minimum_calls = 1;
+        constexpr std::string_view policy = "circuit_breaker";
+        require_option(o.failure_threshold >= 1, policy, "failure_threshold", "must be at least 1");
+        require_option(o.minimum_calls >= 1, policy, "minimum_calls", "must be at least 1");
+        require_option(o.failure_ratio > 0 && o.failure_ratio <= 1, policy, "failure_ratio", "must be in (0, 1]");
+        require_option(o.window > clock::duration::zero(), policy, "window", "must be positive");
+        require_option(o.break_duration >= clock::duration::zero(), policy, "break_duration", "must not be negative");
+        require_option(!o.slow_call_ratio || (*o.slow_call_ratio > 0 && *o.slow_call_ratio <= 1), policy,
+                       "slow_call_ratio", "must be in (0, 1]");
         return o;
     }
 

@@ -251,17 +251,19 @@ private:
         ctx.first_token_timeout = call.first_token_timeout;
         ctx.idle_timeout = call.idle_timeout;
         ctx.route_order = call.route_order;
+        ctx.pinned_route = call.pinned_route;
         if (call.total_timeout) ctx.deadline = deadline::after(timing_.clock, *call.total_timeout);
         result<T> outcome = policy_.execute(ctx, attempt);
         if (!outcome) {
             sturdy::error failure = outcome.error();
+            state.note_outcome(failure);  // the call's own error is the last of its report, whoever made it
             auto report = std::make_shared<call_info>();
             report->request_id = failure.request_id();
             fill_report(*report, state, started);
             failure.set_call(std::move(report));
             return failure;
         }
-        if constexpr (has_call_info<T>::value) fill_report(outcome->call, state, started);
+        fill_report(outcome->call, state, started);
         return outcome;
     }
 
@@ -273,17 +275,19 @@ private:
         info.fallbacks = state.fallbacks();
         info.hedges = state.hedges();
         info.errors = state.errors();
+        info.attempt_log = state.attempt_log();
     }
-
-    template <class T, class = void>
-    struct has_call_info : std::false_type {};
-    template <class T>
-    struct has_call_info<T, std::void_t<decltype(std::declval<T&>().call)>> : std::true_type {};
 
     /// Records a failed attempt's error for the call's report, and passes it on.
     static error note(call_context& ctx, error e) {
         ctx.state->note_error(e);
         return e;
+    }
+
+    /// Every error an attempt ends with passes here, whatever made it: the key is taken out of
+    /// every string in it, then the call's report records it.
+    static error failed(call_context& ctx, const error& e, std::string_view secret) {
+        return note(ctx, redacted(e, secret));
     }
 
     /// The HTTP request for one attempt: its route's endpoint and model, the time it may take.
@@ -331,24 +335,70 @@ private:
         return error(error_kind::timeout, std::move(d));
     }
 
+    /// One attempt, whatever its kind: refused once a stream committed, whichever policy asks for
+    /// it (a retry, a fallback, a user's own), then made by `send(ctx, number)` and recorded in the
+    /// call's report.
+    template <class T, class Send>
+    result<T> attempt(call_context& ctx, Send&& send) const {
+        if (ctx.state->committed()) return note(ctx, replay_refused());
+        const int number = ctx.state->begin_attempt();
+        ctx.last_reply = reply_observation{};  // what this attempt sees, never an earlier one's
+        const auto started = std::chrono::steady_clock::now();
+        result<T> out = send(ctx, number);
+        attempt_record record;
+        record.number = number;
+        if (ctx.route) record.route = ctx.route->name;
+        record.model = std::string(ctx.effective_model());
+        record.status = ctx.last_reply.status;
+        record.latency =
+            ctx.last_reply.latency.count() > 0
+                ? ctx.last_reply.latency
+                : std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+        if (ctx.last_reply.delivered) record.time_to_first_token = ctx.last_reply.latency;
+        if (!out) record.failure = out.error();
+        ctx.state->note_attempt(std::move(record));
+        return out;
+    }
+
+    static error replay_refused() {
+        error_details d;
+        d.code = std::string(error_codes::stream_committed);
+        d.message =
+            "another attempt was asked for after the stream delivered content to the caller; it was refused, "
+            "since the caller would see a second reply";
+        return error(error_kind::invalid_argument, std::move(d));
+    }
+
     template <class T>
     result<T> unary(call_context& ctx, const request_options& call, http_method method, std::string_view path,
                     const prepared_body& body, const char* required_field) const {
-        ctx.state->begin_attempt();
-        ctx.last_reply = reply_observation{};  // what this attempt sees, never an earlier one's
+        return attempt<T>(
+            ctx, [&](call_context& at, int) { return unary_attempt<T>(at, call, method, path, body, required_field); });
+    }
+
+    template <class T>
+    result<T> unary_attempt(call_context& ctx, const request_options& call, http_method method, std::string_view path,
+                            const prepared_body& body, const char* required_field) const {
         auto req = prepare(ctx, call, method, path, body, false);
         if (!req) return note(ctx, deadline_passed());
         const auto& secret = secret_for(ctx);
-        body_collector sink;
+        body_collector sink(options_.max_response_bytes, detail::error_read_limit);
         const auto started = std::chrono::steady_clock::now();
         auto head = transport_.send(*req, sink);
         ctx.last_reply.latency = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-        if (!head) return note(ctx, redacted(head.error(), secret));
+        if (sink.overflowed()) {
+            if (sink.status() >= 200 && sink.status() < 300)
+                return failed(ctx, detail::size_limit_error(error_codes::response_too_large, "the reply", sink.limit()),
+                              secret);
+            head = sink.error_head();  // an error reply, read as far as it is kept
+        }
+        if (!head) return failed(ctx, head.error(), secret);
         ctx.last_reply.status = head->status;
         ctx.last_reply.headers = std::move(head->headers);
         const auto& headers = ctx.last_reply.headers;
         if (head->status < 200 || head->status >= 300)
-            return note(ctx, detail::status_error(head->status, headers, sink.body, secret, timing_.clock->wall_now()));
+            return failed(
+                ctx, detail::status_error(head->status, headers, sink.body, secret, timing_.clock->wall_now()), secret);
 
         T value;
         if (!detail::read_json(sink.body, value, required_field)) {
@@ -358,10 +408,9 @@ private:
                         detail::truncate_utf8(sink.body, 200);
             d.body = detail::truncate_utf8(sink.body, detail::error_body_limit);
             d.request_id = std::string(headers.get("x-request-id"));
-            detail::redact_details(d, secret);
-            return note(ctx, error(error_kind::invalid_response, std::move(d)));
+            return failed(ctx, error(error_kind::invalid_response, std::move(d)), secret);
         }
-        if constexpr (has_call_info<T>::value) value.call.request_id = std::string(headers.get("x-request-id"));
+        value.call.request_id = std::string(headers.get("x-request-id"));
         if constexpr (std::is_same_v<T, chat_response> || std::is_same_v<T, embedding_response>) ctx.last_reply.usage = value.usage;
         return value;
     }
@@ -369,17 +418,16 @@ private:
     template <class Deliver>
     result<chat_response> streamed(call_context& ctx, const request_options& call, const prepared_body& body, Deliver& deliver,
                                    std::chrono::steady_clock::time_point call_started) const {
-        const int id = ctx.state->begin_attempt();
-        ctx.last_reply = reply_observation{};  // what this attempt sees, never an earlier one's
-        auto req = prepare(ctx, call, http_method::post, "/chat/completions", body, true);
-        if (!req) return note(ctx, deadline_passed());
-        const auto& secret = secret_for(ctx);
-        detail::chat_stream_sink sink(ctx, id, deliver, secret, call_started);
-        auto sent = transport_.send(*req, sink);
-        if (!sent) sent = redacted(sent.error(), secret);
-        auto out = sink.finish(std::move(sent));
-        if (!out) return note(ctx, out.error());
-        return out;
+        return attempt<chat_response>(ctx, [&](call_context& at, int id) -> result<chat_response> {
+            auto req = prepare(at, call, http_method::post, "/chat/completions", body, true);
+            if (!req) return note(at, deadline_passed());
+            const auto& secret = secret_for(at);
+            detail::chat_stream_sink sink(at, id, deliver, secret, call_started, *timing_.clock,
+                                          {options_.max_response_bytes, options_.max_event_bytes});
+            auto out = sink.finish(transport_.send(*req, sink));
+            if (!out) return failed(at, out.error(), secret);
+            return out;
+        });
     }
 
     static error redacted(const error& e, std::string_view secret) {

@@ -119,7 +119,12 @@ private:
         CURL* h = s->easy;
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, s->error_buffer);
+        // Redirects are not followed: one could carry the Authorization header to another host.
+        // A 3xx reaches the client, whose error names the Location.
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+        // Every encoding this libcurl decodes (gzip and deflate at least), as the official SDKs
+        // accept; the sinks see decoded bytes, so size limits bound what is decoded too.
+        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options_.verify_peer ? 1L : 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options_.verify_host ? 2L : 0L);
         if (!options_.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_bundle.c_str());
@@ -195,14 +200,23 @@ struct curl_exchange {
     }
 };
 
-inline error curl_failure(CURLcode code, const char* detail_text) {
+/// Whether a URL names a scheme the transport speaks, so that a protocol error is the server's.
+inline bool is_http_url(std::string_view url) noexcept {
+    return (url.size() >= 7 && iequals(url.substr(0, 7), "http://")) ||
+           (url.size() >= 8 && iequals(url.substr(0, 8), "https://"));
+}
+
+inline error curl_failure(CURLcode code, const char* detail_text, std::string_view url) {
     std::string message = (detail_text && *detail_text) ? detail_text : curl_easy_strerror(code);
     switch (code) {
-        case CURLE_OPERATION_TIMEDOUT:
-            return error(error_kind::timeout, std::move(message));
-        case CURLE_URL_MALFORMAT:
+        case CURLE_OPERATION_TIMEDOUT: return error(error_kind::timeout, std::move(message));
         case CURLE_UNSUPPORTED_PROTOCOL:
+            // For an http(s) URL this is a server that answered in something other than HTTP
+            // (an SSH banner: "Received HTTP/0.9 when not allowed"): its fault, not the caller's.
+            if (is_http_url(url))
+                return error(error_kind::invalid_response, "the server did not answer in HTTP (" + message + ")");
             return error(error_kind::invalid_argument, std::move(message));
+        case CURLE_URL_MALFORMAT: return error(error_kind::invalid_argument, std::move(message));
         case CURLE_ABORTED_BY_CALLBACK:
             return error(error_kind::cancelled, std::move(message));
         default:
@@ -298,7 +312,7 @@ public:
                 break;
         }
         if (exchange.stopped_by_sink) return error(error_kind::cancelled, "stopped by the response sink");
-        if (code != CURLE_OK) return detail::curl_failure(code, detail_text.c_str());
+        if (code != CURLE_OK) return detail::curl_failure(code, detail_text.c_str(), request.url);
         if (!exchange.head_delivered) {
             if (exchange.head.status == 0) return error(error_kind::connection, "the server sent no HTTP status");
             exchange.deliver_head();

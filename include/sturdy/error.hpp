@@ -2,6 +2,8 @@
 /// @file
 /// The error model: one error type, classified by kind, carrying what the provider said.
 
+#include <sturdy/safe_text.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -89,7 +91,20 @@ inline constexpr std::string_view request_too_large = "request_too_large";
 /// rate_limited by a bulkhead: its queue was full, or no slot freed in time.
 inline constexpr std::string_view bulkhead_full = "bulkhead_full";
 inline constexpr std::string_view bulkhead_timeout = "bulkhead_timeout";
+/// invalid_response: the reply body passed client_options::max_response_bytes.
+inline constexpr std::string_view response_too_large = "response_too_large";
+/// invalid_response: a stream's line or event passed client_options::max_event_bytes.
+inline constexpr std::string_view event_too_large = "event_too_large";
+/// rate_limited by a fallback chain: every target it could call is cooling down after a 429.
+inline constexpr std::string_view routes_cooling_down = "routes_cooling_down";
+/// invalid_argument: a policy asked for another attempt of a stream that had delivered content to
+/// the caller; the client refused it, since the caller would see a second reply.
+inline constexpr std::string_view stream_committed = "stream_committed";
+/// api_status: the server answered with a redirect, which sturdy does not follow.
+inline constexpr std::string_view redirect = "redirect";
 }  // namespace error_codes
+
+struct chat_response;  // chat.hpp
 
 /// Everything known about a failure. Strings never contain the API key.
 struct error_details {
@@ -103,13 +118,18 @@ struct error_details {
     std::optional<std::chrono::milliseconds> retry_after;  ///< from retry-after-ms / retry-after
     std::optional<bool> should_retry;                      ///< the server's x-should-retry, if sent
     std::string partial_content;  ///< text a stream delivered before it failed
+    /// Everything a stream delivered before it failed, assembled as a reply: content, reasoning
+    /// (`message.extra["reasoning_content"]`), tool-call fragments, finish reasons and usage.
+    std::shared_ptr<const chat_response> partial_response;
 };
 
 struct call_info;  // call_info.hpp: what a call went through
 
 /// A failed call. Thrown by the throwing API, held by `result<T>` in the non-throwing one.
 ///
-/// `what()` reads "KIND [STATUS]: MESSAGE", the status only when there was one.
+/// `what()` reads "KIND [STATUS]: MESSAGE", the status only when there was one, with any terminal
+/// control character the server put in the message written out (see sturdy::printable); the
+/// details keep the text as it was sent.
 class error : public std::runtime_error {
 public:
     error(error_kind kind, error_details details)
@@ -134,6 +154,9 @@ public:
     const std::string& request_id() const noexcept { return details_->request_id; }
     const std::string& body() const noexcept { return details_->body; }
     const std::string& partial_content() const noexcept { return details_->partial_content; }
+    /// For a stream that failed after some of its reply arrived: that much of the reply, nothing
+    /// received lost (tool-call fragments keep their stream `index`). Null otherwise.
+    const chat_response* partial_response() const noexcept { return details_->partial_response.get(); }
     std::optional<std::chrono::milliseconds> retry_after() const noexcept { return details_->retry_after; }
 
     /// What the failed call went through, as a reply's `call` says it for a call that answered:
@@ -154,7 +177,7 @@ private:
         std::string s(to_string(kind));
         if (d.status != 0) s += " [" + std::to_string(d.status) + "]";
         s += ": ";
-        s += d.message.empty() ? std::string("(no message)") : d.message;
+        s += d.message.empty() ? std::string("(no message)") : printable(d.message);
         return s;
     }
 

@@ -17,13 +17,16 @@
 /// the primary twice, then fall back" is one target's policy. Put a deadline outside the chain to
 /// bound the whole way: `compose(sturdy::deadline_policy(60s), chain)`.
 
+#include <sturdy/clock.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
 #include <sturdy/error.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/detail/routing.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -40,9 +43,10 @@ namespace sturdy {
 /// overloaded, out of quota or without the model, so another may answer. That is 429 (also
 /// `insufficient_quota`: another provider has its own quota), 402, 404, 408, 409, 5xx, timeouts,
 /// connection errors, a stream cut off, a garbled reply, and client-side refusals (circuit_open,
-/// rate_limited). A request no provider would take (400, 422), credentials (401, 403), a
-/// cancelled call and a malformed request stay. (context_length_exceeded has its own rule:
-/// `fallback_options::context_window_fallback`.)
+/// rate_limited). A request no provider would take (400, 422), a cancelled call and a malformed
+/// request stay. (Two errors have rules of their own: context_length_exceeded,
+/// `fallback_options::context_window_fallback`; and credentials, 401 and 403, which move on only
+/// to a target with a key of its own.)
 inline bool should_fall_back(const error& e) {
     switch (e.kind()) {
         case error_kind::rate_limit:
@@ -103,11 +107,13 @@ struct fallback_event {
 
 /// Why a target was passed over without being called.
 enum class fallback_skip {
-    window_too_small,     ///< its declared window is smaller than the call's estimated tokens
-    window_not_larger,    ///< after a context_length_exceeded: its window is not known to be larger
+    window_too_small,   ///< its declared window is smaller than the call's estimated tokens
+    window_not_larger,  ///< after a context_length_exceeded: its window is not known to be larger
+    cooling_down,       ///< it answered 429 and its Retry-After (or cool-down) is not over
+    same_credentials,   ///< it shares the key an earlier target's 401 or 403 refused
 };
 
-/// Reported when the chain passes a target over for its context window.
+/// Reported when the chain passes a target over without calling it.
 struct fallback_skip_event {
     operation op;
     const route& target;
@@ -127,29 +133,40 @@ struct fallback_options {
     /// Pass over targets whose declared window is smaller than the call's estimated prompt tokens
     /// plus its max output tokens (request fields; the estimate is about 4 characters a token).
     bool skip_small_windows = true;
+    /// A target that answers 429 cools down: calls pass it over until its Retry-After is over, or
+    /// for this long when the 429 named no delay, then try it again. Zero: no cool-down.
+    clock::duration cooldown = std::chrono::seconds(1);
+    /// The longest cool-down a Retry-After may ask for.
+    clock::duration max_cooldown = std::chrono::minutes(5);
     /// Called before the call moves on to the next target.
     std::function<void(const fallback_event&)> on_fallback;
-    /// Called when a target is passed over for its context window.
+    /// Called when a target is passed over without being called.
     std::function<void(const fallback_skip_event&)> on_skip;
 };
 
 /// What a fallback chain did with one target, since it was made.
 struct fallback_target_stats {
     std::string name;
-    std::uint64_t calls = 0;      ///< times the chain called it
+    std::uint64_t calls = 0;      ///< times the chain turned to it: answered, failed or refused
+    std::uint64_t attempts = 0;   ///< requests actually sent to it (its own policy's retries included)
     std::uint64_t successes = 0;  ///< times it answered
-    std::uint64_t failures = 0;   ///< times it failed (its own policy's retries included)
+    std::uint64_t failures = 0;   ///< times it failed after a request was sent
+    /// Times it was refused without a request: its breaker was open, a limiter held it back, or
+    /// the chain passed it over.
+    std::uint64_t refusals = 0;
     std::uint64_t fallbacks = 0;  ///< times the chain moved on from it to another target
-    std::uint64_t skipped = 0;    ///< times it was passed over for its context window
+    std::uint64_t skipped = 0;    ///< of the refusals, the passes over (window, cool-down, credentials)
 };
 
 /// Tries its targets in order until one answers, moving on only for errors another target may
 /// not have (`fallback_options::fall_back_on`), and never once a stream delivered content.
 ///
 /// Order: the names in the call's `request_options::route_order` first, in that order (names
-/// that are not targets are ignored), then the other targets in the order given. A target is
-/// passed over, without an error, when its declared context window cannot hold the call; the call
-/// fails with context_length_exceeded when no target can. When the chain runs out of targets,
+/// that are not targets are ignored), then the other targets in the order given; a call that pins
+/// a route (`request_options::pinned_route`) tries that one only. A target is passed over,
+/// without an error, when its declared context window cannot hold the call (the call fails with
+/// context_length_exceeded when no target can), while it cools down after a 429, and when it
+/// shares the key that an earlier target's 401 or 403 refused. When the chain runs out of targets,
 /// the call fails with the last error met. Every error on the way is in `call_info::errors` (the
 /// reply's `call`, or the final error's `call()`), and `call_info::route` / `call_info::fallbacks`
 /// say where it was answered (or last tried) and how many moves it took. A cancelled call or a
@@ -159,7 +176,8 @@ struct fallback_target_stats {
 /// project, headers), including any route an outer policy chose. Copies share the statistics.
 class fallback_policy {
 public:
-    explicit fallback_policy(std::vector<fallback_target> targets, fallback_options options = {});
+    explicit fallback_policy(std::vector<fallback_target> targets, fallback_options options = {},
+                             sturdy::timing timing = {});
 
     template <class Attempt>
     auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
@@ -172,7 +190,10 @@ public:
 
 private:
     struct counters {
-        std::atomic<std::uint64_t> calls{0}, successes{0}, failures{0}, fallbacks{0}, skipped{0};
+        std::atomic<std::uint64_t> calls{0}, attempts{0}, successes{0}, failures{0}, refusals{0}, fallbacks{0},
+            skipped{0};
+        /// While it cools down after a 429: until then, on the chain's clock (nanoseconds since its epoch).
+        std::atomic<clock::duration::rep> cooling_until{0};
     };
     struct entry {
         std::shared_ptr<const sturdy::route> route;
@@ -182,18 +203,29 @@ private:
     struct state {
         std::vector<entry> targets;
         fallback_options options;
+        sturdy::timing timing;
         mutable std::vector<counters> counts;
     };
 
-    // The targets' indices in the order this call tries them.
-    std::vector<std::size_t> order_for(const call_context& ctx) const;
     fallback_target_stats stats_of(std::size_t i) const;
+    std::optional<fallback_skip> skip_reason(std::size_t i, const call_context& ctx, std::int64_t needed,
+                                             std::optional<std::int64_t> overflowed_at,
+                                             const std::vector<std::size_t>& refused_keys, clock::time_point now) const;
+    void cool_down(std::size_t i, const error& failure, clock::time_point now) const;
+    static bool refused_credentials(const error& e) {
+        return e.kind() == error_kind::authentication || e.kind() == error_kind::permission_denied;
+    }
+    static bool refusal(const error& e) {
+        return e.kind() == error_kind::circuit_open || e.kind() == error_kind::rate_limited;
+    }
     static error nothing_fits(std::int64_t needed);
+    error all_cooling(clock::time_point now) const;
 
     std::shared_ptr<const state> state_;
 };
 
-inline fallback_policy::fallback_policy(std::vector<fallback_target> targets, fallback_options options) {
+inline fallback_policy::fallback_policy(std::vector<fallback_target> targets, fallback_options options,
+                                        sturdy::timing timing) {
     auto s = std::make_shared<state>();
     s->targets.reserve(targets.size());
     for (std::size_t i = 0; i < targets.size(); ++i) {
@@ -201,7 +233,7 @@ inline fallback_policy::fallback_policy(std::vector<fallback_target> targets, fa
         s->targets.push_back(entry{detail::share_route(std::move(t.route), i), t.context_window, std::move(t.policy)});
     }
     s->options = std::move(options);
-    if (!s->options.fall_back_on) s->options.fall_back_on = should_fall_back;
+    s->timing = std::move(timing);
     s->counts = std::vector<counters>(s->targets.size());
     state_ = std::move(s);
 }
@@ -212,24 +244,26 @@ auto fallback_policy::execute(call_context& ctx, Attempt&& attempt) const -> dec
     const auto& targets = state_->targets;
     const auto& opts = state_->options;
     if (targets.empty()) return attempt(ctx);
+    auto plan = detail::route_plan(targets, ctx);
+    if (!plan) return plan.error();
 
     const std::int64_t needed = ctx.estimated_prompt_tokens + ctx.max_output_tokens.value_or(0);
     std::optional<error> last;
     std::optional<std::size_t> previous;
     int moves = 0;
+    bool cooling = false;
     // After a context_length_exceeded, only targets with a declared window above this are tried.
     std::optional<std::int64_t> overflowed_at;
+    // Targets whose key a 401 or 403 refused: the ones sharing it are passed over.
+    std::vector<std::size_t> refused_keys;
 
-    for (std::size_t i : order_for(ctx)) {
+    for (std::size_t i : *plan) {
         const entry& target = targets[i];
         auto& count = state_->counts[i];
-        std::optional<fallback_skip> skip;
-        if (overflowed_at && (!target.context_window || *target.context_window <= *overflowed_at))
-            skip = fallback_skip::window_not_larger;
-        else if (opts.skip_small_windows && target.context_window && *target.context_window < needed)
-            skip = fallback_skip::window_too_small;
-        if (skip) {
+        if (auto skip = skip_reason(i, ctx, needed, overflowed_at, refused_keys, state_->timing.clock->now())) {
+            cooling = cooling || *skip == fallback_skip::cooling_down;
             count.skipped.fetch_add(1, std::memory_order_relaxed);
+            count.refusals.fetch_add(1, std::memory_order_relaxed);
             if (opts.on_skip) opts.on_skip(fallback_skip_event{ctx.op, *target.route, *skip, target.context_window, needed});
             continue;
         }
@@ -241,57 +275,96 @@ auto fallback_policy::execute(call_context& ctx, Attempt&& attempt) const -> dec
         }
         ctx.state->note_route(target.route->name, previous.has_value());
         count.calls.fetch_add(1, std::memory_order_relaxed);
+        const int attempts_before = ctx.state->attempts();
         outcome_type outcome = [&]() -> outcome_type {
             detail::scoped_route at(ctx, target.route);
             return target.policy.execute(ctx, attempt);
         }();
+        const int sent = ctx.state->attempts() - attempts_before;
+        count.attempts.fetch_add(static_cast<std::uint64_t>(std::max(sent, 0)), std::memory_order_relaxed);
         if (outcome) {
             count.successes.fetch_add(1, std::memory_order_relaxed);
             return outcome;
         }
-        count.failures.fetch_add(1, std::memory_order_relaxed);
-
         const error& failure = outcome.error();
+        ctx.state->note_outcome(failure);  // a refusal by the target's own policy, which no attempt noted
+        (refusal(failure) ? count.refusals : count.failures).fetch_add(1, std::memory_order_relaxed);
+        if (failure.kind() == error_kind::rate_limit) cool_down(i, failure, state_->timing.clock->now());
+
         // Content already reached the caller: another target would make it see a second reply.
         if (ctx.state->committed() || ctx.cancel.cancelled() || ctx.deadline.expired()) return outcome;
         if (opts.context_window_fallback && failure.kind() == error_kind::context_length_exceeded) {
             // An undeclared window that overflowed tells nothing of size: any declared one may hold it.
             const std::int64_t floor = target.context_window.value_or(0);
             overflowed_at = overflowed_at ? std::max(*overflowed_at, floor) : floor;
-        } else if (!opts.fall_back_on(failure)) {
+        } else if (refused_credentials(failure)) {
+            refused_keys.push_back(i);  // another provider's key may be good: the targets left decide
+        } else if (!matches(opts.fall_back_on, should_fall_back, failure)) {
             return outcome;
         }
         last = failure;
         previous = i;
     }
     if (last) return *last;
+    if (cooling) return all_cooling(state_->timing.clock->now());
     return nothing_fits(needed);
 }
 
-inline std::vector<std::size_t> fallback_policy::order_for(const call_context& ctx) const {
-    const auto& targets = state_->targets;
-    std::vector<std::size_t> order;
-    order.reserve(targets.size());
-    std::vector<bool> taken(targets.size(), false);
-    for (const auto& name : ctx.route_order) {
-        const auto i = detail::find_route(targets, name);
-        if (i < targets.size() && !taken[i]) {
-            taken[i] = true;
-            order.push_back(i);
-        }
+inline std::optional<fallback_skip> fallback_policy::skip_reason(std::size_t i, const call_context& ctx,
+                                                                 std::int64_t needed,
+                                                                 std::optional<std::int64_t> overflowed_at,
+                                                                 const std::vector<std::size_t>& refused_keys,
+                                                                 clock::time_point now) const {
+    const entry& target = state_->targets[i];
+    const auto& opts = state_->options;
+    if (overflowed_at && (!target.context_window || *target.context_window <= *overflowed_at))
+        return fallback_skip::window_not_larger;
+    if (opts.skip_small_windows && target.context_window && *target.context_window < needed)
+        return fallback_skip::window_too_small;
+    for (std::size_t refused : refused_keys)
+        if (detail::same_credentials(*state_->targets[refused].route, *target.route))
+            return fallback_skip::same_credentials;
+    // A pinned target is tried however hot it is: the call asked for it and for nothing else.
+    if (ctx.pinned_route.empty() &&
+        now.time_since_epoch().count() < state_->counts[i].cooling_until.load(std::memory_order_relaxed))
+        return fallback_skip::cooling_down;
+    return std::nullopt;
+}
+
+inline void fallback_policy::cool_down(std::size_t i, const error& failure, clock::time_point now) const {
+    const auto& opts = state_->options;
+    clock::duration pause = opts.cooldown;
+    if (auto asked = failure.retry_after(); asked && *asked > clock::duration::zero())
+        pause = std::min<clock::duration>(*asked, opts.max_cooldown);
+    if (pause <= clock::duration::zero()) return;
+    auto& until = state_->counts[i].cooling_until;
+    const auto end = (now + pause).time_since_epoch().count();
+    auto seen = until.load(std::memory_order_relaxed);
+    while (seen < end && !until.compare_exchange_weak(seen, end, std::memory_order_relaxed)) {}
+}
+
+inline error fallback_policy::all_cooling(clock::time_point now) const {
+    auto soonest = clock::duration::max();
+    for (const auto& c : state_->counts) {
+        const auto left = clock::duration(c.cooling_until.load(std::memory_order_relaxed)) - now.time_since_epoch();
+        if (left > clock::duration::zero()) soonest = std::min(soonest, left);
     }
-    for (std::size_t i = 0; i < targets.size(); ++i)
-        if (!taken[i]) order.push_back(i);
-    return order;
+    error_details d;
+    d.code = std::string(error_codes::routes_cooling_down);
+    d.message = "every fallback target it could call is cooling down after a 429";
+    if (soonest != clock::duration::max()) d.retry_after = std::chrono::ceil<std::chrono::milliseconds>(soonest);
+    return error(error_kind::rate_limited, std::move(d));
 }
 
 inline fallback_target_stats fallback_policy::stats_of(std::size_t i) const {
     const auto& c = state_->counts[i];
     fallback_target_stats s;
     s.name = state_->targets[i].route->name;
-    s.calls = c.calls.load(std::memory_order_relaxed);
+    s.calls = c.calls.load(std::memory_order_relaxed) + c.skipped.load(std::memory_order_relaxed);
+    s.attempts = c.attempts.load(std::memory_order_relaxed);
     s.successes = c.successes.load(std::memory_order_relaxed);
     s.failures = c.failures.load(std::memory_order_relaxed);
+    s.refusals = c.refusals.load(std::memory_order_relaxed);
     s.fallbacks = c.fallbacks.load(std::memory_order_relaxed);
     s.skipped = c.skipped.load(std::memory_order_relaxed);
     return s;

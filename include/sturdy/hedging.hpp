@@ -16,6 +16,7 @@
 #include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/retry.hpp>
+#include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/outcome_window.hpp>
 
 #include <algorithm>
@@ -69,7 +70,8 @@ struct hedging_options {
     /// A failure `hedge_on` accepts starts the next hedge at once instead of after the delay.
     bool hedge_on_failure = true;
     /// Failures that leave the race open (the other attempts may still answer). Any other failure
-    /// ends the call as a success would (Polly's rule): asking again would fail again.
+    /// ends the call as a success would (Polly's rule): asking again would fail again. Empty: the
+    /// default, is_transient.
     std::function<bool(const error&)> hedge_on = is_transient;
     /// Called when a hedged attempt starts, on the hedging thread of its call (so from several
     /// threads at once when calls run in parallel), before the attempt is sent.
@@ -183,7 +185,8 @@ private:
             else out.emplace(attempt_(a.ctx));
             // Outside the lock: `hedge_on` is the user's code.
             const auto& o = core_.options;
-            if (!*out && out->error().kind() != error_kind::cancelled) handled = o.hedge_on && o.hedge_on(out->error());
+            if (!*out && out->error().kind() != error_kind::cancelled)
+                handled = matches(o.hedge_on, is_transient, out->error());
         } catch (...) {
             thrown = std::current_exception();
         }
@@ -448,8 +451,11 @@ private:
         return o;
     }
     static hedging_options sanitized(hedging_options o) {
-        o.delay = std::max(o.delay, clock::duration::zero());
-        if (o.percentile) o.percentile = std::clamp(*o.percentile, 0.0, 1.0);
+        constexpr std::string_view policy = "hedging_policy";
+        detail::require_option(o.delay >= clock::duration::zero(), policy, "delay", "must not be negative");
+        detail::require_option(!o.percentile || (*o.percentile >= 0 && *o.percentile <= 1), policy, "percentile",
+                               "must be in [0, 1]");
+        detail::require_option(o.max_hedges >= 0, policy, "max_hedges", "must not be negative");
         return o;
     }
 

@@ -4,7 +4,9 @@
 
 #include <sturdy/cancellation.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -118,15 +120,81 @@ public:
     }
 };
 
-/// A sink that keeps the whole body.
+namespace detail {
+
+/// Appends `bytes` unless `buffer` would pass `limit`, never growing its capacity past the limit
+/// either, so a reply's memory is bounded by the limit itself, not by twice it.
+inline bool append_within(std::string& buffer, std::string_view bytes, std::size_t limit) {
+    if (bytes.size() > limit - std::min(limit, buffer.size())) return false;
+    const std::size_t needed = buffer.size() + bytes.size();
+    if (needed > buffer.capacity()) buffer.reserve(std::min(limit, std::max(needed, buffer.capacity() * 2)));
+    buffer.append(bytes.data(), bytes.size());
+    return true;
+}
+
+/// The Content-Length a reply announced, if it is a plain number.
+inline std::optional<std::size_t> content_length(const response_headers& headers) {
+    auto text = headers.find("content-length");
+    if (!text || text->empty() || text->size() > 18) return std::nullopt;
+    std::size_t n = 0;
+    for (char c : *text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        n = n * 10 + static_cast<std::size_t>(c - '0');
+    }
+    return n;
+}
+
+}  // namespace detail
+
+/// A sink that keeps the whole body, within limits: `max_bytes` for a successful (2xx) reply,
+/// `max_error_bytes` for any other. Past its limit it stops the transfer and `overflowed()` is
+/// true; an error reply then keeps its first `max_error_bytes` and its head, so it can still be
+/// read as an error.
 class body_collector final : public response_sink {
 public:
-    bool on_head(const http_head&) override { return true; }
-    bool on_data(std::string_view bytes) override {
-        body.append(bytes.data(), bytes.size());
+    static constexpr std::size_t unlimited = static_cast<std::size_t>(-1);
+
+    body_collector() = default;
+    body_collector(std::size_t max_bytes, std::size_t max_error_bytes) noexcept
+        : max_bytes_(max_bytes), max_error_bytes_(max_error_bytes) {}
+
+    bool on_head(const http_head& head) override {
+        status_ = head.status;
+        const bool success = status_ >= 200 && status_ < 300;
+        limit_ = success ? max_bytes_ : max_error_bytes_;
+        if (!success) head_ = head;  // errors are rare, and their headers (Retry-After) matter
+        if (auto length = detail::content_length(head.headers)) {
+            if (success && *length > limit_) {
+                overflowed_ = true;
+                return false;
+            }
+            body.reserve(std::min(*length, limit_));
+        }
         return true;
     }
+    bool on_data(std::string_view bytes) override {
+        if (detail::append_within(body, bytes, limit_)) return true;
+        body.append(bytes.data(), limit_ - std::min(limit_, body.size()));
+        overflowed_ = true;
+        return false;
+    }
+
+    /// The body passed its limit and the transfer was stopped.
+    bool overflowed() const noexcept { return overflowed_; }
+    /// The status of the reply, once its head arrived; 0 before.
+    int status() const noexcept { return status_; }
+    /// The head of an error reply (not kept for a successful one, which the transport returns).
+    const http_head& error_head() const noexcept { return head_; }
+    /// The limit in force for this reply.
+    std::size_t limit() const noexcept { return limit_; }
+
     std::string body;
+
+private:
+    std::size_t max_bytes_ = unlimited, max_error_bytes_ = unlimited, limit_ = unlimited;
+    int status_ = 0;
+    bool overflowed_ = false;
+    http_head head_;
 };
 
 }  // namespace sturdy

@@ -19,6 +19,9 @@ struct model_info {
     std::int64_t created = 0;
     std::string owned_by{};
     nlohmann::json extra{};
+    /// How the call that fetched it went (model(id) only; not part of the JSON): through a routing
+    /// policy, `call.route` says which route answered.
+    call_info call;
 
     template <class Self, class F>
     static void visit(Self& self, F&& field) {

@@ -8,6 +8,7 @@
 #include <sturdy/version.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,13 @@ struct client_options : endpoint {
     /// Longest wait for one attempt, from request to the end of the reply (streams included).
     std::chrono::milliseconds timeout = std::chrono::seconds(600);
     std::string user_agent = "sturdy/" STURDY_VERSION;
+    /// Largest reply body read, after decompression. Past it a call fails with `invalid_response`,
+    /// code `response_too_large`. The default holds the largest embeddings batch OpenAI allows
+    /// (2,048 inputs of 3,072 dimensions) even as JSON floats, about 90 MB.
+    std::size_t max_response_bytes = std::size_t{128} << 20;
+    /// Largest line or event of a stream. Past it a call fails with `invalid_response`, code
+    /// `event_too_large`. A chunk is a few hundred bytes; a whole reply sent as one event fits.
+    std::size_t max_event_bytes = std::size_t{16} << 20;
 
     /// OpenAI's variables: OPENAI_BASE_URL (default https://api.openai.com/v1), OPENAI_API_KEY,
     /// OPENAI_ORG_ID and OPENAI_PROJECT_ID.
@@ -66,6 +74,10 @@ struct request_options {
     cancellation_token cancel;
     /// Routes (fallback targets, split arms) to try first, by name, for this call only.
     std::vector<std::string> route_order;
+    /// The one route (fallback target, split arm) this call may take, by name. A pinned route that
+    /// fails fails the call with its own error: it never answers from elsewhere. A name the
+    /// routing policy does not have is invalid_argument.
+    std::string pinned_route;
 };
 
 }  // namespace sturdy

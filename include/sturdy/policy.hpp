@@ -117,6 +117,23 @@ public:
         std::lock_guard<std::mutex> lock(mutex_);
         errors_.push_back(e);
     }
+    /// Notes the error an outcome failed with, unless it is the error noted last (the same error,
+    /// or a copy of it): every layer an outcome passes may call this, and a refusal made by a
+    /// policy (no attempt noted it) is recorded once, as is the call's final error.
+    void note_outcome(const error& e) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!errors_.empty() && &errors_.back().details() == &e.details()) return;
+        errors_.push_back(e);
+    }
+    /// An attempt ended; the client records each one.
+    void note_attempt(attempt_record record) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        attempt_log_.push_back(std::move(record));
+    }
+    std::vector<attempt_record> attempt_log() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return attempt_log_;
+    }
     std::vector<error> errors() const {
         std::lock_guard<std::mutex> lock(mutex_);
         return errors_;
@@ -146,6 +163,7 @@ private:
     std::atomic<int> hedges_{0};
     mutable std::mutex mutex_;
     std::vector<error> errors_;
+    std::vector<attempt_record> attempt_log_;
     std::string route_;
     int fallbacks_ = 0;
     std::function<void()> commit_listener_;
@@ -187,6 +205,8 @@ struct call_context {
     /// Names of routes this call prefers, in order (request_options::route_order); routing
     /// policies try these first.
     std::vector<std::string> route_order;
+    /// The one route this call may take (request_options::pinned_route); empty: any.
+    std::string pinned_route;
     /// A shadow attempt: its reply is recorded but never delivered to the caller's callback.
     bool silent = false;
 
@@ -199,6 +219,16 @@ struct call_context {
         return route && !route->model.empty() ? std::string_view(route->model) : model;
     }
 };
+
+/// A policy's error predicate (retry_on, failure_on, fall_back_on...), by the one rule every policy
+/// follows: an empty predicate means the documented default, never "none" or "all".
+inline bool matches(const std::function<bool(const error&)>& predicate, bool (*default_predicate)(const error&),
+                    const error& e) {
+    return predicate ? predicate(e) : default_predicate(e);
+}
+
+/// The predicate that matches every error.
+inline bool any_error(const error&) { return true; }
 
 /// The policy that does nothing: one attempt, its outcome returned as is.
 struct no_policy {

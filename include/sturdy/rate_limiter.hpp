@@ -21,6 +21,7 @@
 #include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/detail/duration_text.hpp>
+#include <sturdy/detail/option_check.hpp>
 #include <sturdy/retry_after.hpp>
 
 #include <algorithm>
@@ -235,21 +236,23 @@ public:
 private:
     struct state {
         state(rate_limiter_options o, sturdy::timing t) : options(std::move(o)), timing(std::move(t)) {
-            check(options.requests >= 0 && options.tokens >= 0, "limits must not be negative");
-            check(options.period > clock::duration::zero(), "the period must be positive");
-            check(options.request_burst.value_or(1) >= 1 && options.token_burst.value_or(1) >= 1, "a burst must be at least 1");
-            check(options.expected_completion_tokens >= 0, "expected_completion_tokens must not be negative");
-            check(options.max_wait >= clock::duration::zero(), "max_wait must not be negative");
+            constexpr std::string_view policy = "rate_limiter";
+            detail::require_option(options.requests >= 0, policy, "requests", "must not be negative");
+            detail::require_option(options.tokens >= 0, policy, "tokens", "must not be negative");
+            detail::require_option(options.period > clock::duration::zero(), policy, "period", "must be positive");
+            detail::require_option(options.request_burst.value_or(1) >= 1, policy, "request_burst",
+                                   "must be at least 1");
+            detail::require_option(options.token_burst.value_or(1) >= 1, policy, "token_burst", "must be at least 1");
+            detail::require_option(options.expected_completion_tokens >= 0, policy, "expected_completion_tokens",
+                                   "must not be negative");
+            detail::require_option(options.max_wait >= clock::duration::zero(), policy, "max_wait",
+                                   "must not be negative");
             const auto now = timing.clock->now();
             if (options.requests > 0)
                 requests = detail::token_bucket(options.requests, options.request_burst.value_or(options.requests), options.period, now);
             if (options.tokens > 0)
                 tokens = detail::token_bucket(options.tokens, options.token_burst.value_or(options.tokens), options.period, now);
         }
-        static void check(bool ok, const char* what) {
-            if (!ok) throw std::invalid_argument(std::string("sturdy::rate_limiter: ") + what);
-        }
-
         const rate_limiter_options options;
         const sturdy::timing timing;
         std::mutex mutex;

@@ -6,6 +6,7 @@
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/detail/option_check.hpp>
 
 #include <array>
 #include <chrono>
@@ -21,8 +22,9 @@ class retry_budget;
 
 /// Whether an error is worth another attempt, by the official SDKs' rules: the server's
 /// `x-should-retry` decides when sent; otherwise 408, 409, 429, 5xx, connection errors and
-/// timeouts are retried. Improvements: a 429 for `insufficient_quota` is not transient, and a
-/// stream cut off before its first content is.
+/// timeouts are retried. Improvements: a 429 for `insufficient_quota` is not transient, a
+/// stream cut off before its first content is, and so is a fallback chain whose every target is
+/// cooling down after a 429 (its retry_after says when the first is ready again).
 inline bool is_transient(const error& e) {
     if (auto hint = e.details().should_retry) return *hint;
     switch (e.kind()) {
@@ -36,6 +38,7 @@ inline bool is_transient(const error& e) {
             return e.code() != "insufficient_quota";
         case error_kind::api_status:
             return e.status() == 408;
+        case error_kind::rate_limited: return e.code() == error_codes::routes_cooling_down;
         default:
             return false;
     }
@@ -62,7 +65,7 @@ struct retry_event {
 struct retry_options {
     /// Retries after the first attempt.
     int max_retries = 2;
-    /// Which errors to retry.
+    /// Which errors to retry. Empty: is_transient.
     std::function<bool(const error&)> retry_on = is_transient;
     /// Retries allowed per error kind, replacing `retry_on` and `max_retries` for that kind (as
     /// LiteLLM's RetryPolicy): `opts.retries_for(error_kind::rate_limit, 5)`.
@@ -99,8 +102,10 @@ struct retry_options {
 ///     sturdy::retry_policy patient(opts);
 class retry_policy {
 public:
+    /// Throws std::invalid_argument for a negative max_retries or max_retries_by_kind, a negative
+    /// min_delay, or a max_delay below it.
     explicit retry_policy(retry_options options = {}, sturdy::timing timing = {})
-        : options_(std::move(options)), timing_(std::move(timing)) {}
+        : options_(checked(std::move(options))), timing_(std::move(timing)) {}
     /// The official contract with `max_retries` retries.
     explicit retry_policy(int max_retries) : retry_policy(with_retries(max_retries)) {}
 
@@ -110,6 +115,15 @@ public:
     auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
 
 private:
+    static retry_options checked(retry_options o) {
+        constexpr std::string_view policy = "retry_policy";
+        detail::require_option(o.max_retries >= 0, policy, "max_retries", "must not be negative");
+        for (const auto& n : o.max_retries_by_kind)
+            detail::require_option(n.value_or(0) >= 0, policy, "max_retries_by_kind", "must not be negative");
+        detail::require_option(o.min_delay >= clock::duration::zero(), policy, "min_delay", "must not be negative");
+        detail::require_option(o.max_delay >= o.min_delay, policy, "max_delay", "must not be below min_delay");
+        return o;
+    }
     static retry_options with_retries(int n) {
         retry_options o;
         o.max_retries = n;
@@ -160,7 +174,8 @@ inline std::optional<retry_policy::plan> retry_policy::next_wait(const call_cont
     // A stream that delivered content must not be replayed; a cancelled call is over.
     if (ctx.state->committed() || ctx.cancel.cancelled()) return std::nullopt;
     const auto& per_kind = options_.max_retries_by_kind[static_cast<std::size_t>(e.kind())];
-    if (per_kind ? retries_of_kind >= *per_kind : (retries >= options_.max_retries || !options_.retry_on(e)))
+    if (per_kind ? retries_of_kind >= *per_kind
+                 : (retries >= options_.max_retries || !matches(options_.retry_on, is_transient, e)))
         return std::nullopt;
 
     plan p{clock::duration::zero(), false};
@@ -172,7 +187,7 @@ inline std::optional<retry_policy::plan> retry_policy::next_wait(const call_cont
         p = {options_.retry_after_limit, true};
     } else {
         auto d = options_.backoff.next(state, *timing_.random);
-        p = {std::clamp(d, options_.min_delay, std::max(options_.min_delay, options_.max_delay)), false};
+        p = {std::clamp(d, options_.min_delay, options_.max_delay), false};
     }
 
     if (options_.max_elapsed && timing_.clock->now() - started + p.delay > *options_.max_elapsed) return std::nullopt;

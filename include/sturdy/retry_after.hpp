@@ -69,11 +69,10 @@ inline std::optional<int> parse_int(std::string_view s) {
     return n;
 }
 
-}  // namespace detail
-
-/// Parses an HTTP date in any of the three forms HTTP allows:
-/// "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994".
-inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+/// Seconds since 1970-01-01T00:00:00Z of an HTTP date in any of the three forms HTTP allows, for
+/// any year up to 9 digits: far-future dates stay representable here, where a system_clock
+/// time_point (nanoseconds in libstdc++) would overflow past the year 2262.
+inline std::optional<std::int64_t> http_date_seconds(std::string_view text) {
     // Split into words on spaces, commas and the dashes of the RFC 850 form.
     std::array<std::string_view, 8> w{};
     std::size_t n = 0;
@@ -88,25 +87,40 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
         }
     }
     std::string_view day, month, year, time;
-    if (n == 6 && detail::iequals(w[5], "GMT")) {  // IMF-fixdate or RFC 850
+    if (n == 6 && iequals(w[5], "GMT")) {  // IMF-fixdate or RFC 850
         day = w[1], month = w[2], year = w[3], time = w[4];
     } else if (n == 5) {  // asctime
         month = w[1], day = w[2], time = w[3], year = w[4];
     } else {
         return std::nullopt;
     }
-    auto d = detail::parse_int(day);
-    auto m = detail::month_number(month);
-    auto y = detail::parse_int(year);
+    auto d = parse_int(day);
+    auto m = month_number(month);
+    auto y = parse_int(year);
     if (!d || !m || !y || time.size() != 8 || time[2] != ':' || time[5] != ':') return std::nullopt;
-    auto hh = detail::parse_int(time.substr(0, 2)), mm = detail::parse_int(time.substr(3, 2)),
-         ss = detail::parse_int(time.substr(6, 2));
+    auto hh = parse_int(time.substr(0, 2)), mm = parse_int(time.substr(3, 2)), ss = parse_int(time.substr(6, 2));
     if (!hh || !mm || !ss || *d < 1 || *d > 31 || *hh > 23 || *mm > 59 || *ss > 60) return std::nullopt;
-    int full_year = *y;
+    std::int64_t full_year = *y;
     if (year.size() == 2) full_year += full_year < 70 ? 2000 : 1900;  // RFC 850's two-digit years
-    const std::int64_t days = detail::days_from_civil(full_year, *m, static_cast<unsigned>(*d));
-    const std::int64_t seconds = days * 86400 + *hh * 3600 + *mm * 60 + *ss;
-    return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+    const std::int64_t days = days_from_civil(full_year, *m, static_cast<unsigned>(*d));
+    return days * 86400 + std::int64_t{*hh} * 3600 + std::int64_t{*mm} * 60 + *ss;
+}
+
+}  // namespace detail
+
+/// Parses an HTTP date in any of the three forms HTTP allows:
+/// "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994".
+/// Nullopt for text that is not such a date, and for a date system_clock cannot represent.
+inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+    using system_seconds = std::chrono::duration<std::int64_t>;
+    const auto seconds = detail::http_date_seconds(text);
+    constexpr auto max_seconds =
+        std::chrono::duration_cast<system_seconds>(std::chrono::system_clock::duration::max()).count();
+    constexpr auto min_seconds =
+        std::chrono::duration_cast<system_seconds>(std::chrono::system_clock::duration::min()).count();
+    if (!seconds || *seconds >= max_seconds || *seconds <= min_seconds) return std::nullopt;
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(system_seconds(*seconds)));
 }
 
 /// The delay a reply asks for before a retry: `retry-after-ms` (milliseconds), else `retry-after`
@@ -123,8 +137,11 @@ inline std::optional<std::chrono::milliseconds> parse_retry_after(const response
         if (auto ms = detail::parse_decimal(*v)) return clamp(*ms);
     if (auto v = headers.find("retry-after")) {
         if (auto s = detail::parse_decimal(*v)) return clamp(*s * 1000);
-        if (auto when = parse_http_date(*v))
-            return std::chrono::duration_cast<std::chrono::milliseconds>(*when - now);
+        if (auto when = detail::http_date_seconds(*v)) {
+            // In doubles, so that a date of any year subtracts without overflow.
+            const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+            return clamp(static_cast<double>(*when) * 1000 - static_cast<double>(now_ms));
+        }
     }
     return std::nullopt;
 }

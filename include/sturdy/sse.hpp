@@ -32,12 +32,17 @@ struct sse_event {
 ///     parser.finish(on_event);   // at end of stream
 ///
 /// A callback may return `false` to stop: `feed` then returns false and the rest of the bytes are
-/// not read.
+/// not read. So does a line or an event's data past `max_event_bytes`, which `overflowed()` then
+/// tells: a server that never ends a line cannot grow memory without bound.
 class sse_parser {
 public:
+    explicit sse_parser(std::size_t max_event_bytes = static_cast<std::size_t>(-1)) noexcept
+        : max_event_bytes_(max_event_bytes) {}
+
     /// Feeds the next bytes. Returns false when a callback asked to stop.
     template <class OnEvent>
     bool feed(std::string_view bytes, OnEvent&& on_event) {
+        if (overflowed_) return false;
         if (bom_pending_ && !skip_bom(bytes)) return true;
         // Lines end at LF nearly always: find LFs with memchr, and CRs only before the next LF.
         const char* next_lf = nullptr;
@@ -58,6 +63,7 @@ public:
             const auto* cr = static_cast<const char*>(std::memchr(begin, '\r', static_cast<std::size_t>(next_lf - begin)));
             const char* eol = cr ? cr : next_lf;
             if (eol == end) {
+                if (bytes.size() > max_event_bytes_ - line_.size()) return overflow();
                 line_.append(begin, bytes.size());
                 return true;
             }
@@ -69,6 +75,7 @@ public:
             if (line_.empty()) {
                 keep_going = process_line(line, on_event);
             } else {
+                if (line.size() > max_event_bytes_ - line_.size()) return overflow();
                 line_.append(line.data(), line.size());
                 keep_going = process_line(std::string_view(line_), on_event);
                 line_.clear();
@@ -97,6 +104,9 @@ public:
     std::optional<std::chrono::milliseconds> retry() const noexcept { return retry_; }
     /// The last event ID, which a reconnecting client sends as Last-Event-ID.
     const std::string& last_event_id() const noexcept { return last_id_; }
+    /// True when a line or an event's data passed `max_event_bytes`; the parser then stops.
+    bool overflowed() const noexcept { return overflowed_; }
+    std::size_t max_event_bytes() const noexcept { return max_event_bytes_; }
     /// True while part of an event (or of a line) has been read but not dispatched.
     bool mid_event() const noexcept { return !line_.empty() || has_data_ || !type_.empty() || has_error_; }
 
@@ -117,6 +127,13 @@ private:
         return !bom_pending_;
     }
 
+    bool overflow() noexcept {
+        overflowed_ = true;
+        line_.clear();
+        reset_event();
+        return false;
+    }
+
     template <class OnEvent>
     bool process_line(std::string_view line, OnEvent& on_event) {
         if (line.empty()) return dispatch(on_event);
@@ -128,6 +145,7 @@ private:
             if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
         }
         if (field == "data") {
+            if (value.size() + 1 > max_event_bytes_ - data_.size()) return overflow();
             if (has_data_) data_.push_back('\n');
             data_.append(value.data(), value.size());
             has_data_ = true;
@@ -190,8 +208,9 @@ private:
     std::string line_;  // an unterminated line carried over from the previous read
     std::string data_, type_, error_, last_id_;
     std::optional<std::chrono::milliseconds> retry_;
+    std::size_t max_event_bytes_;
     std::size_t bom_matched_ = 0;
-    bool bom_pending_ = true, skip_lf_ = false, has_data_ = false, has_error_ = false;
+    bool bom_pending_ = true, skip_lf_ = false, has_data_ = false, has_error_ = false, overflowed_ = false;
 };
 
 }  // namespace sturdy

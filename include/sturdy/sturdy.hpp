@@ -5,6 +5,7 @@
 #include <sturdy/version.hpp>
 
 #include <sturdy/error.hpp>
+#include <sturdy/safe_text.hpp>
 #include <sturdy/result.hpp>
 #include <sturdy/cancellation.hpp>
 #include <sturdy/clock.hpp>
@@ -28,6 +29,7 @@
 #include <sturdy/policy.hpp>
 #include <sturdy/pipeline.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/per_route.hpp>
 #include <sturdy/retry_after.hpp>
 #include <sturdy/backoff.hpp>
 #include <sturdy/retry.hpp>

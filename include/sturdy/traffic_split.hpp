@@ -59,8 +59,8 @@ struct rollback_guard {
     /// Percentiles are read from bins 15% wide, at the bin's upper edge.
     std::optional<clock::duration> max_latency;
     double latency_percentile = 0.99;
-    /// Which errors count as failures; unset: all of them.
-    std::function<bool(const error&)> counts_as_error;
+    /// Which errors count as failures. Empty: the default, every error.
+    std::function<bool(const error&)> counts_as_error = any_error;
 };
 
 /// One arm of a split: a route, its share of the calls, and the policy its attempts run through.
@@ -402,7 +402,7 @@ inline std::optional<traffic_split::rollback> traffic_split::record(std::size_t 
     }
     // A call the caller cancelled says nothing of the arm; one cut for time says it was slow.
     if (failure && failure->kind() == error_kind::cancelled && !cut) return std::nullopt;
-    const bool failed = failure && !cut && (!a.guard || !a.guard->counts_as_error || a.guard->counts_as_error(*failure));
+    const bool failed = failure && !cut && (!a.guard || matches(a.guard->counts_as_error, any_error, *failure));
     a.window.record(now, failed, latency);
 
     if (!a.guard || a.rolled_back) return std::nullopt;

@@ -324,6 +324,39 @@ TEST_CASE("an error message with line breaks is printed on one line", "[cli]") {
     CHECK(r.err.find("first line second line  third") != std::string::npos);
 }
 
+TEST_CASE("a server's terminal escapes are written out, not obeyed, on the error line", "[cli][secrets]") {
+    demo_fixture f;
+    f.demo.inject(fault::status(500).body("upstream failed\x1b]0;owned\x07\x1b[2J", "text/plain"));
+    auto r = sturdy_at(f.demo, {"chat", "hi", "--max-retries", "0"});
+    check_failure(r, "error: internal_server [500]: ");
+    CHECK(r.err.find('\x1b') == std::string::npos);
+    CHECK(r.err.find('\x07') == std::string::npos);
+    CHECK(r.err.find("upstream failed\\x1B]0;owned\\x07\\x1B[2J") != std::string::npos);
+}
+
+TEST_CASE("a relay that echoes the key in a plain JSON reply to a stream: the key is never printed", "[cli][secrets]") {
+    for (const std::string key : {"sk-relay-0123456789abcdefghij", "sk-1"}) {
+        INFO("key: " << key);
+        demo_fixture f;
+        f.demo.inject(
+            fault::status(200).body(R"({"code": 401, "msg": "invalid api key: )" + key + R"("})", "application/json"));
+        auto r = sturdy_at(f.demo, {"chat", "--stream", "--max-retries", "0", "--api-key", key, "hi"});
+        check_failure(r, "error: ");
+        CHECK(r.err.find(key) == std::string::npos);
+        CHECK(r.err.find("[redacted]") != std::string::npos);
+        CHECK(r.out.find(key) == std::string::npos);
+    }
+}
+
+TEST_CASE("a 200 whose choices is not a list is invalid_response, not an empty answer", "[cli]") {
+    demo_fixture f;
+    f.demo.inject(
+        fault::status(200).body(R"({"id": "x", "object": "chat.completion", "choices": "oops"})", "application/json"));
+    auto r = sturdy_at(f.demo, {"chat", "hi", "--max-retries", "0"});
+    check_failure(r, "error: invalid_response [200]: ");
+    CHECK(r.out.empty());
+}
+
 TEST_CASE("a stalled stream times out at --timeout; the text before the stall stays", "[cli]") {
     demo_fixture f;
     f.demo.inject(fault::stall_after(3));  // the role chunk, "Hello", " from", then silence

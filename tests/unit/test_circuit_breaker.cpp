@@ -230,8 +230,12 @@ TEST_CASE("breaker: a probe whose attempt throws frees its place", "[breaker]") 
 // ---- what counts ----
 
 TEST_CASE("breaker: server and network trouble counts as failure by default", "[breaker]") {
-    const std::vector<error> failures = {status_error(500), status_error(502), status_error(503), status_error(429), status_error(408),
-                                         error(error_kind::timeout, "slow"), error(error_kind::connection, "refused"),
+    const std::vector<error> failures = {status_error(500),
+                                         status_error(502),
+                                         status_error(503),
+                                         status_error(408),
+                                         error(error_kind::timeout, "slow"),
+                                         error(error_kind::connection, "refused"),
                                          error(error_kind::stream_truncated, "cut")};
     for (const auto& e : failures) {
         caller c;
@@ -240,6 +244,30 @@ TEST_CASE("breaker: server and network trouble counts as failure by default", "[
         INFO(e.what());
         CHECK(b.state() == circuit_state::open);
     }
+}
+
+TEST_CASE("breaker: a 429 is backpressure: it neither opens the circuit nor ends a run, unless counted", "[breaker]") {
+    caller c;
+    auto b = c.breaker();
+    // One call's three 429s with Retry-After: 1 used to open the primary's breaker for 30 s.
+    c.fail(b, 6, status_error(429));
+    CHECK(b.state() == circuit_state::closed);
+    CHECK(b.stats().ignored == 6);
+    c.fail(b, 2);
+    c.fail(b, 1, status_error(429));
+    c.fail(b, 1);
+    CHECK(b.state() == circuit_state::open);
+
+    caller counting;
+    sturdy::circuit_breaker_options opts;
+    opts.count_rate_limit = true;
+    auto strict = counting.breaker(opts);
+    counting.fail(strict, 3, status_error(429));
+    CHECK(strict.state() == circuit_state::open);
+    caller quota;
+    auto billing = quota.breaker(opts);
+    quota.fail(billing, 5, status_error(429, "insufficient_quota"));  // counted, but not a failure
+    CHECK(billing.state() == circuit_state::closed);
 }
 
 TEST_CASE("breaker: client errors count as successes: a bad request says nothing of the backend", "[breaker]") {

@@ -154,3 +154,42 @@ TEST_CASE("errors: copies are cheap and share details", "[error]") {
     CHECK(&a.details() == &b.details());
     CHECK(b.kind() == error_kind::connection);
 }
+
+TEST_CASE("errors: what() neutralises terminal controls, the details keep the raw text", "[error][secrets]") {
+    const std::string hostile =
+        "bad\x1b]0;owned\x07 and \x1b[2J cleared \xc2\x9b"
+        "31m";
+    auto e = from_reply(500, R"({"error":{"message":")" +
+                                 std::string("bad\\u001b]0;owned\\u0007 and \\u001b[2J cleared \\u009b31m") + R"("}})");
+    CHECK(e.message() == hostile);
+    const std::string what = e.what();
+    CHECK(what.find('\x1b') == std::string::npos);
+    CHECK(what.find('\x07') == std::string::npos);
+    CHECK(what.find("\xc2\x9b") == std::string::npos);
+    CHECK(what == "internal_server [500]: bad\\x1B]0;owned\\x07 and \\x1B[2J cleared \\u009B31m");
+    // Text a program shows by itself goes through the same function; line feeds, tabs and UTF-8 stay.
+    CHECK(sturdy::printable("caf\xc3\xa9\tok\n\x7f") == "caf\xc3\xa9\tok\n\\x7F");
+}
+
+TEST_CASE("errors: a huge message is cut, a redirect names where it points", "[error]") {
+    const std::string long_message(100000, 'm');
+    auto e = from_reply(500, R"({"error":{"message":")" + long_message + R"("}})");
+    CHECK(e.message().size() <= sturdy::detail::error_message_limit + 3);
+    CHECK(e.body().size() <= sturdy::detail::error_body_limit + 3);
+
+    auto moved =
+        from_reply(301, "<html>moved</html>", "", {{"location", "https://elsewhere.example/v1/chat/completions"}});
+    CHECK(moved.kind() == error_kind::api_status);
+    CHECK(moved.code() == sturdy::error_codes::redirect);
+    CHECK(moved.message().find("https://elsewhere.example/v1/chat/completions") != std::string::npos);
+}
+
+TEST_CASE("errors: a short key, as a local server's --api-key, is redacted too", "[error][secrets]") {
+    const std::string key = "sk-1";
+    auto e = from_reply(401, R"({"error":{"message":"invalid api key: sk-1"}})", key);
+    CHECK(std::string(e.what()).find(key) == std::string::npos);
+    CHECK(e.body().find(key) == std::string::npos);
+    auto streamed = sturdy::detail::stream_error(R"({"code":401,"msg":"invalid api key: sk-1"})", key);
+    CHECK(std::string(streamed.what()).find(key) == std::string::npos);
+    CHECK(streamed.body().find(key) == std::string::npos);
+}

@@ -1,5 +1,6 @@
 // The fallback chain over scripted attempts: which errors move on, order, context windows,
 // per-target policies, commit, stats and events, composition. No client, virtual time.
+#include <sturdy/circuit_breaker.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
 #include <sturdy/fallback.hpp>
 #include <sturdy/pipeline.hpp>
@@ -9,6 +10,7 @@
 
 #include "support/catch.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <map>
@@ -401,6 +403,7 @@ TEST_CASE("fallback: on_fallback reports each move with its cause; stats count p
     };
     std::vector<move> moves;
     sturdy::fallback_options opts;
+    opts.cooldown = std::chrono::seconds(0);  // the 429 is a move like any other here; cool-downs: below
     opts.on_fallback = [&](const sturdy::fallback_event& e) { moves.push_back({e.from.name, e.to.name, e.cause.status(), e.fallback}); };
     sturdy::fallback_policy chain(
         {fallback_target("a", "m-a"), fallback_target("b", "m-b").with_window(100), fallback_target("c", "m-c")}, opts);
@@ -510,4 +513,163 @@ TEST_CASE("fallback: counts stay right under calls from many threads", "[fallbac
     CHECK(stats[0].failures == 500);
     CHECK(stats[0].fallbacks == 500);
     CHECK(stats[1].successes == 500);
+}
+
+// ---- the semantics a migration needs ----
+
+TEST_CASE("fallback: a 429 cools its target down for the Retry-After; calls pass it over, then try it again",
+          "[fallback]") {
+    sturdy::testing::fake_clock fake(5);
+    std::vector<sturdy::fallback_skip> skips;
+    sturdy::fallback_options opts;
+    opts.on_skip = [&](const sturdy::fallback_skip_event& e) { skips.push_back(e.reason); };
+    sturdy::fallback_policy chain({fallback_target("primary", "model-a"), fallback_target("secondary", "model-b")},
+                                  opts, fake.timing());
+    provider p;
+    sturdy::error_details d;
+    d.status = 429;
+    d.message = "slow down";
+    d.retry_after = std::chrono::milliseconds(2000);
+    p.queued["model-a"] = {error(error_kind::rate_limit, d)};
+
+    call first;
+    CHECK(run(chain, first, p).value() == "answer from model-b");
+    call second;  // within the pause: the primary is not asked
+    fake.advance(std::chrono::milliseconds(1999));
+    CHECK(run(chain, second, p).value() == "answer from model-b");
+    CHECK(p.asked == std::vector<std::string>{"model-a", "model-b", "model-b"});
+    REQUIRE(skips.size() == 1);
+    CHECK(skips[0] == sturdy::fallback_skip::cooling_down);
+    call third;  // the pause is over: the primary answers again
+    fake.advance(std::chrono::milliseconds(1));
+    CHECK(run(chain, third, p).value() == "answer from model-a");
+    const auto primary = chain.stats_for("primary");
+    CHECK(primary->calls == 3);
+    CHECK(primary->attempts == 2);
+    CHECK(primary->refusals == 1);
+    CHECK(primary->failures == 1);
+}
+
+TEST_CASE("fallback: every target cooling down fails fast, with when the first is ready", "[fallback]") {
+    sturdy::testing::fake_clock fake(6);
+    sturdy::fallback_policy chain({fallback_target("only", "model-a")}, {}, fake.timing());
+    provider p;
+    p.queued["model-a"] = {failure(error_kind::rate_limit, 429)};  // no Retry-After: the 1 s default
+    call first;
+    CHECK(run(chain, first, p).error().kind() == error_kind::rate_limit);
+    call second;
+    fake.advance(std::chrono::milliseconds(400));
+    auto out = run(chain, second, p);
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().kind() == error_kind::rate_limited);
+    CHECK(out.error().code() == sturdy::error_codes::routes_cooling_down);
+    CHECK(out.error().retry_after() == std::chrono::milliseconds(600));
+    CHECK(sturdy::is_transient(out.error()));  // a retry around the chain waits for it
+    CHECK(p.asked.size() == 1);
+}
+
+TEST_CASE("fallback: a 401 moves on to a target with its own key, not to one sharing the refused key", "[fallback]") {
+    auto key = [](std::string k) {
+        sturdy::endpoint e;
+        e.base_url = "https://x.example/v1";
+        e.api_key = std::move(k);
+        return e;
+    };
+    sturdy::fallback_policy chain({fallback_target("deepseek", "m-a", key("sk-missing")),
+                                   fallback_target("deepseek-2", "m-b", key("sk-missing")),
+                                   fallback_target("gemini", "m-c", key("sk-gemini"))});
+    provider p;
+    p.down.emplace("m-a", failure(error_kind::authentication, 401));
+    call c;
+    CHECK(run(chain, c, p).value() == "answer from m-c");
+    CHECK(p.asked == std::vector<std::string>{"m-a", "m-c"});  // m-b shares the refused key
+
+    // Targets on the client's own key: a 401 there stops the chain, as every target would refuse it.
+    sturdy::fallback_policy shared({fallback_target("a", "m-a"), fallback_target("b", "m-b")});
+    provider q;
+    q.down.emplace("m-a", failure(error_kind::permission_denied, 403));
+    call d;
+    auto out = run(shared, d, q);
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().kind() == error_kind::permission_denied);
+    CHECK(q.asked == std::vector<std::string>{"m-a"});
+}
+
+TEST_CASE("fallback: a pinned route is the only one tried; an unknown one is invalid_argument", "[fallback]") {
+    provider p;
+    p.down.emplace("model-b", failure(error_kind::internal_server, 503));
+    call pinned;
+    pinned.ctx.pinned_route = "secondary";
+    auto out = run(two_targets(), pinned, p);
+    REQUIRE_FALSE(out.has_value());  // down: its own error, never an answer from elsewhere
+    CHECK(out.error().status() == 503);
+    CHECK(p.asked == std::vector<std::string>{"model-b"});
+
+    call unknown;
+    unknown.ctx.pinned_route = "kimi";
+    auto bad = run(two_targets(), unknown, p);
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().kind() == error_kind::invalid_argument);
+    CHECK(std::string(bad.error().what()).find("kimi") != std::string::npos);
+    CHECK(p.asked.size() == 1);
+}
+
+TEST_CASE("fallback: stats tell attempts sent, refusals and failures apart", "[fallback]") {
+    sturdy::testing::fake_clock fake(7);
+    sturdy::circuit_breaker_options open_after_one;
+    open_after_one.failure_threshold = 1;
+    sturdy::circuit_breaker breaker(open_after_one, fake.timing());
+    sturdy::fallback_policy chain(
+        {fallback_target("deepseek", "m-a").with_policy(breaker), fallback_target("kimi", "m-b")}, {}, fake.timing());
+    provider p;
+    p.down.emplace("m-a", failure(error_kind::internal_server, 500));
+    for (int i = 0; i < 5; ++i) {
+        call c;
+        CHECK(run(chain, c, p).value() == "answer from m-b");
+        // The breaker's refusal is in the call's errors, though no attempt met it.
+        if (i > 0) CHECK(c.state.errors().back().kind() == error_kind::circuit_open);
+    }
+    const auto deepseek = chain.stats_for("deepseek");
+    CHECK(deepseek->calls == 5);
+    CHECK(deepseek->attempts == 1);  // what the server saw
+    CHECK(deepseek->failures == 1);
+    CHECK(deepseek->refusals == 4);
+}
+
+TEST_CASE("per_route: one breaker per target, wherever it sits; the healthy targets keep answering",
+          "[fallback][per_route]") {
+    sturdy::testing::fake_clock fake(8);
+    std::vector<std::string> made;
+    auto breaker_for = [&](const std::string& route) {
+        made.push_back(route);
+        sturdy::circuit_breaker_options o;
+        o.name = route;
+        o.failure_threshold = 2;
+        return sturdy::circuit_breaker(o, fake.timing());
+    };
+    auto keyed = sturdy::per_route(breaker_for);
+    const std::vector<fallback_target> targets{fallback_target("deepseek", "m-a"), fallback_target("kimi", "m-b"),
+                                               fallback_target("gemini", "m-c")};
+    // Inside the chain, after it in a pipeline.
+    auto pipeline = sturdy::compose(sturdy::fallback_policy(targets, {}, fake.timing()), keyed);
+    provider p;
+    p.down.emplace("m-a", failure(error_kind::internal_server, 503));
+    for (int i = 0; i < 5; ++i) {
+        call c;
+        CHECK(run(pipeline, c, p).value() == "answer from m-b");
+    }
+    CHECK(keyed.get("deepseek").state() == sturdy::circuit_state::open);
+    CHECK(keyed.get("kimi").state() == sturdy::circuit_state::closed);
+    CHECK(made == std::vector<std::string>{"deepseek", "kimi"});  // gemini never needed one
+    CHECK(keyed.get("deepseek").name() == "deepseek");
+    // The primary was called twice, then refused by its own breaker; the server saw 2 requests.
+    CHECK(std::count(p.asked.begin(), p.asked.end(), "m-a") == 2);
+
+    // The same keyed policy as the targets' own policy: one line, one breaker per target.
+    std::vector<fallback_target> owned;
+    for (auto t : targets) owned.push_back(t.with_policy(keyed));
+    sturdy::fallback_policy chain(owned, {}, fake.timing());
+    call c;
+    CHECK(run(chain, c, p).value() == "answer from m-b");
+    CHECK(keyed.routes() == std::vector<std::string>{"deepseek", "kimi"});
 }

@@ -145,3 +145,20 @@ TEST_CASE("json: model lists keep server extras", "[json]") {
     CHECK(list.data[0].extra["meta"]["n_ctx_train"] == 2048);
     CHECK(list.extra["models"][0]["name"] == "tiny");
 }
+
+TEST_CASE("json: a required field of the wrong type or null is no reply", "[json]") {
+    sturdy::chat_response reply;
+    CHECK_FALSE(sturdy::detail::read_json(R"({"id":"x","choices":"oops"})", reply, "choices"));
+    reply = {};
+    CHECK_FALSE(sturdy::detail::read_json(R"({"id":"x","choices":null})", reply, "choices"));
+    reply = {};
+    CHECK_FALSE(sturdy::detail::read_json(R"({"id":"x","choices":{}})", reply, "choices"));
+    reply = {};
+    CHECK_FALSE(sturdy::detail::read_json(R"({"id":"x","object":{"choices":[]}})", reply, "choices"));
+    reply = {};
+    CHECK(sturdy::detail::read_json(R"({"id":"x","choices":[]})", reply, "choices"));
+    sturdy::model_info model;
+    CHECK_FALSE(sturdy::detail::read_json(R"({"id":7})", model, "id"));
+    model = {};
+    CHECK(sturdy::detail::read_json(R"({"id":"m"})", model, "id"));
+}

@@ -6,6 +6,7 @@
 #include "support/catch.hpp"
 
 #include <cmath>
+#include <stdexcept>
 #include <deque>
 #include <thread>
 
@@ -206,11 +207,13 @@ TEST_CASE("retry: a custom predicate and min/max delays", "[retry]") {
     opts.retry_on = [](const error& e) { return e.status() == 404; };
     opts.backoff = sturdy::backoff::exponential(milliseconds(10), seconds(100));
     opts.min_delay = milliseconds(50);
-    opts.max_delay = milliseconds(30);  // below the minimum: the minimum wins
+    opts.max_delay = milliseconds(60);
     auto r = run(sturdy::retry_policy(opts, fake.timing()), fake, {http_error(404), http_error(500)});
     CHECK(r.attempts == 2);
     REQUIRE(r.sleeps.size() == 1);
-    CHECK(r.sleeps[0] == milliseconds(50));
+    CHECK(r.sleeps[0] == milliseconds(50));  // the backoff's 10 ms, raised to the minimum
+    opts.max_delay = milliseconds(30);       // below the minimum: refused, not clamped in silence
+    CHECK_THROWS_AS(sturdy::retry_policy(opts), std::invalid_argument);
 }
 
 TEST_CASE("retry: on_retry reports each retry before its wait", "[retry]") {

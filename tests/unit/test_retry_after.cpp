@@ -55,3 +55,16 @@ TEST_CASE("retry-after: http dates parse to the right instant", "[retry_after]")
     CHECK(sturdy::parse_http_date("Sat, 29 Feb 2020 12:00:00 GMT").has_value());
     CHECK_FALSE(sturdy::parse_http_date("29 Feb 2020").has_value());
 }
+
+TEST_CASE("retry-after: a date centuries ahead is a huge delay, without overflow", "[retry_after]") {
+    // system_clock counts nanoseconds in libstdc++: the year 3000 is past what it can hold.
+    auto far = parse({{"retry-after", "Wed, 01 Jan 3000 00:00:00 GMT"}});
+    REQUIRE(far.has_value());
+    CHECK(*far > hours(24 * 365 * 30));  // clamped, but "too long" all the same
+    auto farther = parse({{"retry-after", "Fri, 31 Dec 999999999 23:59:59 GMT"}});
+    REQUIRE(farther.has_value());
+    CHECK(*farther >= *far);
+    // The public parser says it cannot represent such a date rather than overflowing.
+    CHECK_FALSE(sturdy::parse_http_date("Wed, 01 Jan 3000 00:00:00 GMT").has_value());
+    CHECK(sturdy::parse_http_date("Fri, 01 Jan 2100 00:00:00 GMT").has_value());
+}

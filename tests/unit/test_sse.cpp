@@ -165,3 +165,29 @@ TEST_CASE("sse: a long stream of events at random splits loses nothing", "[sse]"
     }
     check_all_splits(stream, expected);
 }
+
+TEST_CASE("sse: a line that never ends stops the parser at its limit", "[sse]") {
+    sturdy::sse_parser parser(64);
+    int events = 0;
+    auto count = [&](const sturdy::sse_event&) { ++events; };
+    CHECK(parser.feed("data: {\"ok\":1}\n\n", count));
+    CHECK(events == 1);
+    const std::string endless(40, 'x');
+    CHECK(parser.feed("data: " + endless, count));  // 46 bytes held: within the limit
+    CHECK_FALSE(parser.feed(endless, count));       // 86: past it
+    CHECK(parser.overflowed());
+    CHECK_FALSE(parser.mid_event());          // what was held is released
+    CHECK_FALSE(parser.feed("\n\n", count));  // and the parser stays stopped
+    CHECK(events == 1);
+}
+
+TEST_CASE("sse: an event's data lines count together against the limit", "[sse]") {
+    sturdy::sse_parser parser(32);
+    std::vector<std::string> data;
+    auto collect = [&](const sturdy::sse_event& e) { data.emplace_back(e.data); };
+    CHECK(parser.feed("data: 0123456789\ndata: 0123456789\n\n", collect));  // 21 bytes joined
+    REQUIRE(data.size() == 1);
+    CHECK_FALSE(parser.feed("data: 0123456789\ndata: 0123456789\ndata: 0123456789\ndata: 0123456789\n", collect));
+    CHECK(parser.overflowed());
+    CHECK(data.size() == 1);
+}

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,12 @@ namespace sturdy::detail {
 
 /// The longest raw body an error keeps.
 inline constexpr std::size_t error_body_limit = 4096;
+/// The most of an error reply that is read at all: enough for any provider's JSON error, and a
+/// server that sends more cannot make the client buffer it.
+inline constexpr std::size_t error_read_limit = 64 * 1024;
+/// The longest message an error carries: a server's text is cut there, so that one line of a
+/// log or a terminal stays one line.
+inline constexpr std::size_t error_message_limit = 1024;
 
 inline std::string json_text(const nlohmann::json& j) {
     if (j.is_string()) return j.get<std::string>();
@@ -92,11 +99,35 @@ inline error_kind classify(int status, const error_details& d) {
     return may_be_context && is_context_length_error(d) ? error_kind::context_length_exceeded : kind;
 }
 
+/// The error for a reply or stream event that passed one of the client's size limits.
+inline error size_limit_error(std::string_view code, std::string_view what, std::size_t limit) {
+    error_details d;
+    d.code = std::string(code);
+    d.message = std::string(what) + " passed the client's limit of " + std::to_string(limit) + " bytes";
+    return error(error_kind::invalid_response, std::move(d));
+}
+
 /// Keeps the key out of every string of the details.
 inline void redact_details(error_details& d, std::string_view secret) {
     if (secret.empty()) return;
     for (std::string* s : {&d.message, &d.type, &d.code, &d.param, &d.request_id, &d.body, &d.partial_content})
         *s = redact(*s, secret);
+}
+
+/// The last step of an error read from a server's text: the key out, then the message and the
+/// body cut to their limits (in that order, as "[redacted]" may be longer than what it replaces).
+inline void finish_server_details(error_details& d, std::string_view secret) {
+    redact_details(d, secret);
+    d.message = truncate_utf8(d.message, error_message_limit);
+    d.body = truncate_utf8(d.body, error_body_limit);
+}
+
+/// An HTTP status a JSON number names, if it is one: a huge number must not wrap into one.
+inline int status_in(const nlohmann::json& value) {
+    if (!value.is_number_integer()) return 0;
+    const bool fits = value.is_number_unsigned() ? value.get<std::uint64_t>() <= 999
+                                                 : value.get<std::int64_t>() >= 0 && value.get<std::int64_t>() <= 999;
+    return fits ? static_cast<int>(value.get<std::int64_t>()) : 0;
 }
 
 /// The error for a reply with an error status.
@@ -111,6 +142,17 @@ inline error status_error(int status, const response_headers& headers, std::stri
         else if (*hint == "false") d.should_retry = false;
     }
     d.body = truncate_utf8(body, error_body_limit);
+    if (status >= 300 && status < 400) {
+        // Following a redirect could send the key to another host; naming it lets the user fix
+        // the base URL instead.
+        d.code = std::string(error_codes::redirect);
+        const auto location = headers.get("location");
+        d.message = "HTTP " + std::to_string(status) + ": the server redirects to " +
+                    (location.empty() ? std::string("(no Location)") : truncate_utf8(location, 200)) +
+                    "; sturdy does not follow redirects, so set the base URL to where it points";
+        finish_server_details(d, secret);
+        return error(error_kind::api_status, std::move(d));
+    }
     auto parsed = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
     if (parsed.is_discarded() || !read_error_fields(parsed, d) || d.message.empty()) {
         // Not a JSON error (a proxy's HTML page, say): the status still classifies it.
@@ -119,7 +161,7 @@ inline error status_error(int status, const response_headers& headers, std::stri
             if (c == '\n' || c == '\r' || c == '\t') c = ' ';
         d.message = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
     }
-    redact_details(d, secret);
+    finish_server_details(d, secret);
     const error_kind kind = classify(status, d);  // before d is moved from
     return error(kind, std::move(d));
 }
@@ -136,7 +178,7 @@ inline error stream_error(std::string_view payload, std::string_view secret) {
         if (inner->is_object() && inner->contains("error") && (*inner)["error"].is_object()) inner = &(*inner)["error"];
         for (const char* key : {"status", "code"}) {
             if (inner->is_object() && inner->contains(key) && (*inner)[key].is_number_integer()) {
-                status = (*inner)[key].get<int>();
+                status = status_in((*inner)[key]);
                 break;
             }
         }
@@ -145,7 +187,7 @@ inline error stream_error(std::string_view payload, std::string_view secret) {
     }
     if (d.message.empty()) d.message = "the stream carried an error";
     d.message = "stream error: " + d.message;
-    redact_details(d, secret);
+    finish_server_details(d, secret);
     error_kind kind = error_kind::api_status;
     if (status >= 400 && status <= 599) {
         kind = classify(status, d);

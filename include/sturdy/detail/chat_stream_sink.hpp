@@ -4,6 +4,7 @@
 
 #include <sturdy/chat.hpp>
 #include <sturdy/chat_accumulator.hpp>
+#include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
 #include <sturdy/http.hpp>
 #include <sturdy/policy.hpp>
@@ -40,10 +41,17 @@ class chat_stream_sink final : public response_sink {
 public:
     using steady = std::chrono::steady_clock;
 
+    /// Limits on what the server may make this attempt hold in memory.
+    struct limits {
+        std::size_t max_body_bytes;   ///< a reply that is not a stream
+        std::size_t max_event_bytes;  ///< one line or event of a stream
+    };
+
     chat_stream_sink(call_context& ctx, int attempt_id, chunk_callback deliver, std::string_view secret,
-                     steady::time_point call_started)
-        : ctx_(ctx), attempt_id_(attempt_id), deliver_(deliver), secret_(secret), call_started_(call_started),
-          attempt_started_(steady::now()), last_event_(attempt_started_) {}
+                     steady::time_point call_started, const sturdy::clock& clock, limits bounds)
+        : ctx_(ctx), attempt_id_(attempt_id), deliver_(deliver), secret_(secret), clock_(clock),
+          call_started_(call_started), attempt_started_(steady::now()), last_event_(attempt_started_),
+          body_(bounds.max_body_bytes, error_read_limit), parser_(bounds.max_event_bytes) {}
 
     bool on_head(const http_head& head) override {
         status_ = head.status;
@@ -51,15 +59,15 @@ public:
         const auto type = head.headers.get("content-type");
         event_stream_ = type.find("text/event-stream") != std::string_view::npos;
         collecting_ = status_ < 200 || status_ >= 300 || !event_stream_;
-        return true;
+        return !collecting_ || body_.on_head(head);
     }
 
     bool on_data(std::string_view bytes) override {
-        if (collecting_) {
-            body_.append(bytes.data(), bytes.size());
-            return true;
-        }
-        return parser_.feed(bytes, [this](const sse_event& e) { return on_event(e); });
+        if (collecting_) return body_.on_data(bytes);
+        if (parser_.feed(bytes, [this](const sse_event& e) { return on_event(e); })) return true;
+        if (parser_.overflowed())
+            fail(size_limit_error(error_codes::event_too_large, "a stream line or event", parser_.max_event_bytes()));
+        return false;
     }
 
     steady::time_point progress_deadline() const override {
@@ -74,11 +82,15 @@ public:
         if (user_stopped_) return succeed(true);
         if (lost_race_) return error(error_kind::cancelled, "another attempt of this call delivered first");
         if (stream_error_) return with_partial(*stream_error_);
+        if (body_.overflowed()) {
+            if (!error_status()) return size_limit_error(error_codes::response_too_large, "the reply", body_.limit());
+            sent = body_.error_head();  // an error reply, read as far as it is kept
+        }
         if (!sent) return transport_failure(sent.error());
         ctx_.last_reply.status = sent->status;
         ctx_.last_reply.headers = std::move(sent->headers);
-        if (status_ < 200 || status_ >= 300)
-            return status_error(status_, ctx_.last_reply.headers, body_, secret_, std::chrono::system_clock::now());
+        if (error_status())
+            return status_error(status_, ctx_.last_reply.headers, body_.body, secret_, clock_.wall_now());
         if (!event_stream_) return from_plain_body();
         if (done_ || accumulator_.finished()) return succeed(false);
         return with_partial(error(error_kind::stream_truncated, "the stream ended before [DONE] and before a finish reason"));
@@ -86,6 +98,7 @@ public:
 
 private:
     bool stopped() const { return user_stopped_ || lost_race_ || stream_error_.has_value(); }
+    bool error_status() const { return status_ < 200 || status_ >= 300; }
 
     bool on_event(const sse_event& e) {
         last_event_ = steady::now();
@@ -153,8 +166,11 @@ private:
         chat_response out = accumulator_.take();
         out.call.request_id = request_id_;
         out.call.stopped_early = stopped_early;
-        if (first_content_)
+        if (first_content_) {
             out.call.time_to_first_token = std::chrono::duration_cast<std::chrono::microseconds>(*first_content_ - call_started_);
+            out.call.attempt_time_to_first_token =
+                std::chrono::duration_cast<std::chrono::microseconds>(*first_content_ - attempt_started_);
+        }
         ctx_.last_reply.usage = out.usage;
         return out;
     }
@@ -162,6 +178,8 @@ private:
     error with_partial(const error& e) const {
         error_details d = e.details();
         d.partial_content = accumulator_.response().content();
+        if (!accumulator_.response().choices.empty() || accumulator_.response().usage)
+            d.partial_response = std::make_shared<const chat_response>(accumulator_.response());
         if (d.request_id.empty()) d.request_id = request_id_;
         redact_details(d, secret_);
         return error(e.kind(), std::move(d));
@@ -183,11 +201,12 @@ private:
     // A 2xx reply that is not an event stream: an error object, or a server that ignored
     // "stream": true and answered with a whole completion, which is delivered as one chunk.
     result<chat_response> from_plain_body() {
+        const std::string& body = body_.body;
         chat_response whole;
-        const bool parsed = read_json(body_, whole);
-        if (parsed && is_error_object(whole)) return stream_error(body_, secret_);
+        const bool parsed = read_json(body, whole);
+        if (parsed && is_error_object(whole)) return stream_error(body, secret_);
         if (!parsed || whole.choices.empty())
-            return error(error_kind::invalid_response, "expected an event stream, got: " + truncate_utf8(body_, 200));
+            return error(error_kind::invalid_response, "expected an event stream, got: " + truncate_utf8(body, 200));
         chat_chunk chunk;
         chunk.id = whole.id;
         chunk.model = whole.model;
@@ -210,13 +229,14 @@ private:
     int attempt_id_;
     chunk_callback deliver_;
     std::string_view secret_;
+    const sturdy::clock& clock_;
     steady::time_point call_started_, attempt_started_, last_event_;
     std::optional<steady::time_point> first_content_;
 
     int status_ = 0;
     std::string request_id_;
     bool event_stream_ = false, collecting_ = false;
-    std::string body_;
+    body_collector body_;  // a reply that is not a stream: an error, or a whole completion
 
     sse_parser parser_;
     chat_chunk chunk_;

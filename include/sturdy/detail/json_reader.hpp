@@ -90,7 +90,8 @@ public:
         root_ = slot_for(root);
     }
 
-    /// Whether the root object had the required key (true when none was asked for).
+    /// Whether the root object had the required key with a value of its member's type, not null
+    /// (true when none was asked for): `"choices": "oops"` is no reply.
     bool saw_required() const noexcept { return required_.empty() || saw_required_; }
 
     // ---- nlohmann SAX interface ----
@@ -132,7 +133,7 @@ public:
     bool end_array() { return end(); }
     bool key(string_t& k) {
         auto& top = frames_.back();
-        if (frames_.size() == 1 && !required_.empty() && k == required_) saw_required_ = true;
+        reading_required_ = frames_.size() == 1 && !required_.empty() && k == required_;
         top.key.assign(k);
         return true;
     }
@@ -197,8 +198,13 @@ private:
 
     bool scalar(const json_scalar& s) {
         destination d = next();
+        const bool required = reading_required_;
+        reading_required_ = false;
         if (d.typed.ops) {
-            if (d.typed.ops->scalar(d.typed, s)) return true;
+            if (d.typed.ops->scalar(d.typed, s)) {
+                if (required && s.type != json_scalar::kind::null) saw_required_ = true;
+                return true;
+            }
             d.fallback = misfit();
         }
         if (!d.fallback) return false;  // a misfit inside a typed array cannot be kept
@@ -208,8 +214,13 @@ private:
 
     bool begin(bool object) {
         destination d = next();
+        const bool required = reading_required_;
+        reading_required_ = false;
         if (d.typed.ops) {
-            if (object ? d.typed.ops->begin_object(d.typed, *this) : d.typed.ops->begin_array(d.typed, *this)) return true;
+            if (object ? d.typed.ops->begin_object(d.typed, *this) : d.typed.ops->begin_array(d.typed, *this)) {
+                if (required) saw_required_ = true;
+                return true;
+            }
             d.fallback = misfit();
         }
         if (!d.fallback) return false;
@@ -226,7 +237,7 @@ private:
     slot root_;
     std::vector<reader_frame> frames_;
     std::string_view required_;
-    bool saw_required_ = false;
+    bool saw_required_ = false, reading_required_ = false;
 };
 
 // ---- slot operations per member type ----

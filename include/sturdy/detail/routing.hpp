@@ -3,13 +3,16 @@
 // pointing a call's context at a route for the attempts made for it.
 
 #include <sturdy/options.hpp>
+#include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/result.hpp>
 
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace sturdy::detail {
 
@@ -45,6 +48,46 @@ std::size_t find_route(const Entries& entries, std::string_view name) {
     for (std::size_t i = 0; i < entries.size(); ++i)
         if (entries[i].route->name == name) return i;
     return static_cast<std::size_t>(-1);
+}
+
+/// The error for a call pinned to a route that the policy does not have.
+inline error unknown_pinned_route(std::string_view name) {
+    return error(error_kind::invalid_argument,
+                 "the call is pinned to route '" + std::string(name) + "', which this policy does not have");
+}
+
+/// The routes a call may take, as indices into `entries`, in the order it tries them: only the
+/// pinned route when the call pins one (request_options::pinned_route), else the names of its
+/// route_order first, then the rest in the order given. An unknown pinned route is the caller's
+/// mistake: invalid_argument.
+template <class Entries>
+result<std::vector<std::size_t>> route_plan(const Entries& entries, const call_context& ctx) {
+    std::vector<std::size_t> order;
+    if (!ctx.pinned_route.empty()) {
+        const auto i = find_route(entries, ctx.pinned_route);
+        if (i >= entries.size()) return unknown_pinned_route(ctx.pinned_route);
+        order.push_back(i);
+        return order;
+    }
+    order.reserve(entries.size());
+    std::vector<bool> taken(entries.size(), false);
+    for (const auto& name : ctx.route_order) {
+        const auto i = find_route(entries, name);
+        if (i < entries.size() && !taken[i]) {
+            taken[i] = true;
+            order.push_back(i);
+        }
+    }
+    for (std::size_t i = 0; i < entries.size(); ++i)
+        if (!taken[i]) order.push_back(i);
+    return order;
+}
+
+/// Whether two routes authenticate with the same credentials. A route without an endpoint of its
+/// own uses the client's.
+inline bool same_credentials(const sturdy::route& a, const sturdy::route& b) {
+    if (!a.endpoint || !b.endpoint) return !a.endpoint && !b.endpoint;
+    return a.endpoint->api_key == b.endpoint->api_key;
 }
 
 }  // namespace sturdy::detail

@@ -1,0 +1,176 @@
+// What a call reports of itself, and what the client guarantees whichever policy runs it: every
+// attempt and error in the report, nothing received lost, no stream replayed.
+#include <sturdy/sturdy.hpp>
+
+#include "support/catch.hpp"
+#include "support/script_server.hpp"
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using sturdy::error_kind;
+using sturdy_test::reply;
+
+namespace {
+
+std::string delta_chunk(const nlohmann::json& delta) {
+    return nlohmann::json{{"id", "c1"},
+                          {"object", "chat.completion.chunk"},
+                          {"model", "m"},
+                          {"choices", {{{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}}}}}
+        .dump();
+}
+
+sturdy::client_options options_for(const sturdy_test::script_server& srv) {
+    sturdy::client_options o;
+    o.base_url = srv.base_url();
+    o.api_key = "sk-report-test-key";
+    o.timeout = 5s;
+    return o;
+}
+
+const sturdy::chat_request hello{"m", {sturdy::chat_message::user("Hi")}};
+
+/// A retry written by a user, unaware of streams: it calls the attempt again on any failure.
+struct naive_retry {
+    int attempts = 3;
+    template <class Attempt>
+    auto execute(sturdy::call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+        auto out = attempt(ctx);
+        for (int i = 1; i < attempts && !out; ++i) out = attempt(ctx);
+        return out;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("report: a user's own retry cannot replay a stream that delivered content", "[socket][report]") {
+    sturdy_test::script_server srv;
+    srv.enqueue(reply::sse().data(delta_chunk({{"role", "assistant"}})).data(delta_chunk({{"content", "Hel"}})).drop());
+    srv.enqueue(reply::sse().data(delta_chunk({{"content", "Hello again"}})).data("[DONE]"));
+    sturdy::basic_client<sturdy::curl_transport, naive_retry> client(options_for(srv));
+    std::string seen;
+    auto out = client.try_stream(hello, [&](const sturdy::chat_chunk& c) { seen += c.content(); });
+    REQUIRE_FALSE(out.has_value());
+    CHECK(seen == "Hel");  // never a second reply
+    CHECK(srv.requests().size() == 1);
+    const auto& report = *out.error().call();
+    CHECK(report.attempts == 1);
+    REQUIRE(report.errors.size() == 3);
+    CHECK(report.errors[0].kind() == error_kind::stream_truncated);
+    CHECK(report.errors[1].code() == sturdy::error_codes::stream_committed);
+    CHECK(report.errors[2].code() == sturdy::error_codes::stream_committed);
+    CHECK(out.error().kind() == error_kind::invalid_argument);
+}
+
+TEST_CASE("report: a failed call's report ends with its own error, and lists every attempt", "[socket][report]") {
+    sturdy_test::script_server srv;
+    srv.enqueue(reply::status(503).header("retry-after-ms", "1").body(R"({"error":{"message":"busy"}})"));
+    srv.enqueue(reply::status(400).body(R"({"error":{"message":"bad"}})"));
+    sturdy::client client(options_for(srv));
+    auto out = client.try_chat(hello);
+    REQUIRE_FALSE(out.has_value());
+    const auto& report = *out.error().call();
+    REQUIRE(report.errors.size() == 2);
+    CHECK(report.errors.back().kind() == out.error().kind());
+    CHECK(report.errors.back().message() == "bad");
+    REQUIRE(report.attempt_log.size() == 2);
+    CHECK(report.attempt_log[0].number == 1);
+    CHECK(report.attempt_log[0].status == 503);
+    CHECK(report.attempt_log[0].model == "m");
+    REQUIRE(report.attempt_log[0].failure.has_value());
+    CHECK(report.attempt_log[0].failure->status() == 503);
+    CHECK(report.attempt_log[1].status == 400);
+    CHECK(report.attempt_log[1].latency > std::chrono::microseconds(0));
+}
+
+TEST_CASE("report: a policy's own refusal is in the report, as the call's error", "[socket][report]") {
+    sturdy_test::script_server srv;
+    sturdy::circuit_breaker breaker;
+    breaker.isolate();
+    sturdy::basic_client<sturdy::curl_transport, sturdy::circuit_breaker> client(options_for(srv), breaker);
+    auto out = client.try_chat(hello);
+    REQUIRE_FALSE(out.has_value());
+    REQUIRE(out.error().call()->errors.size() == 1);
+    CHECK(out.error().call()->errors[0].kind() == error_kind::circuit_open);
+    CHECK(out.error().call()->attempt_log.empty());
+    CHECK(srv.requests().empty());
+}
+
+TEST_CASE("report: a stream cut mid-reasoning keeps the reasoning and tool-call fragments", "[socket][report]") {
+    sturdy_test::script_server srv;
+    srv.enqueue(reply::sse()
+                    .data(delta_chunk({{"role", "assistant"}, {"reasoning_content", "Let me think"}}))
+                    .data(delta_chunk({{"reasoning_content", " about it..."}}))
+                    .data(delta_chunk({{"tool_calls",
+                                        {{{"index", 0},
+                                          {"id", "call_1"},
+                                          {"type", "function"},
+                                          {"function", {{"name", "weather"}, {"arguments", "{\"ci"}}}}}}}))
+                    .drop());
+    sturdy::client client(options_for(srv), sturdy::retry_policy(0));
+    std::string reasoning;
+    auto out = client.try_stream(hello, [&](const sturdy::chat_chunk& c) {
+        if (auto it = c.choices.at(0).delta.extra.find("reasoning_content"); it != c.choices.at(0).delta.extra.end())
+            reasoning += it->get<std::string>();
+    });
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().kind() == error_kind::stream_truncated);
+    CHECK(reasoning == "Let me think about it...");
+    CHECK(out.error().partial_content().empty());
+    const sturdy::chat_response* partial = out.error().partial_response();
+    REQUIRE(partial != nullptr);
+    const auto& message = partial->choices.at(0).message;
+    CHECK(message.extra.at("reasoning_content") == reasoning);
+    REQUIRE(message.tool_calls.size() == 1);
+    CHECK(message.tool_calls[0].function.name == "weather");
+    CHECK(message.tool_calls[0].function.arguments == "{\"ci");
+}
+
+TEST_CASE("report: a stream's first token is timed from the call and from its own attempt", "[socket][report]") {
+    sturdy_test::script_server srv;
+    srv.enqueue(reply::status(503).header("retry-after-ms", "200").body(R"({"error":{"message":"busy"}})"));
+    srv.enqueue(reply::sse().data(delta_chunk({{"content", "Hi"}})).data("[DONE]"));
+    sturdy::client client(options_for(srv));
+    auto out = client.stream(hello, [](const sturdy::chat_chunk&) {});
+    REQUIRE(out.call.time_to_first_token.has_value());
+    REQUIRE(out.call.attempt_time_to_first_token.has_value());
+    // The call's TTFT includes the 200 ms the server asked to wait; the attempt's does not.
+    CHECK(*out.call.time_to_first_token >= 200ms);
+    CHECK(*out.call.attempt_time_to_first_token < *out.call.time_to_first_token - 150ms);
+    REQUIRE(out.call.attempt_log.size() == 2);
+    CHECK(out.call.attempt_log[1].time_to_first_token == out.call.attempt_time_to_first_token);
+    CHECK_FALSE(out.call.attempt_log[1].failure.has_value());
+}
+
+TEST_CASE("report: model(id) through a fallback chain says which route answered", "[socket][report]") {
+    sturdy_test::script_server deepseek, kimi;
+    deepseek.enqueue(reply::status(404).body(R"({"error":{"message":"no such model","code":"model_not_found"}})"));
+    kimi.enqueue(reply::json(200, R"({"id":"kimi-k2","object":"model","owned_by":"moonshot"})"));
+    auto at = [](const sturdy_test::script_server& s) {
+        sturdy::endpoint e;
+        e.base_url = s.base_url();
+        e.api_key = "sk-" + std::to_string(s.port());
+        return e;
+    };
+    sturdy::fallback_policy chain(
+        {sturdy::fallback_target("deepseek", "", at(deepseek)), sturdy::fallback_target("kimi", "", at(kimi))});
+    sturdy::basic_client<sturdy::curl_transport, sturdy::fallback_policy> client(options_for(deepseek), chain);
+    auto info = client.model("kimi-k2");
+    CHECK(info.id == "kimi-k2");
+    CHECK(info.call.route == "kimi");
+    CHECK(info.call.fallbacks == 1);
+    REQUIRE(info.call.errors.size() == 1);
+    CHECK(info.call.errors[0].kind() == error_kind::not_found);
+
+    // Asking one route: pin the call to it.
+    deepseek.enqueue(reply::status(404).body(R"({"error":{"message":"no such model"}})"));
+    sturdy::request_options only_deepseek;
+    only_deepseek.pinned_route = "deepseek";
+    auto there = client.try_model("kimi-k2", only_deepseek);
+    REQUIRE_FALSE(there.has_value());
+    CHECK(there.error().kind() == error_kind::not_found);
+    CHECK(kimi.requests().size() == 1);
+}
