@@ -1,15 +1,15 @@
 # Configure, build and run one consumer project of tests/packaging/, as a ctest test:
 #   cmake -DPARAMS=<file> -DCONFIG=<config> -P run_consumer.cmake
-# PARAMS is written by tests/packaging/CMakeLists.txt and sets:
-#   MODE                 find_package | add_subdirectory
+# PARAMS is written by tests/packaging/CMakeLists.txt and sets, besides what
+# consumer_support.cmake lists:
+#   MODE                 find_package | add_subdirectory | fetchcontent | core
 #   CONSUMER_SOURCE_DIR  the consumer project (tests/packaging/<MODE>)
-#   WORK_DIR             scratch directory, wiped first: prefix/, build/ and init-cache.cmake
+#   WORK_DIR             scratch directory, wiped first: prefix/, build/, init-cache.cmake...
 #   STURDY_SOURCE_DIR    sturdy's source tree
-#   STURDY_BINARY_DIR    the sturdy build tree to install (find_package mode)
+#   STURDY_BINARY_DIR    the sturdy build tree to install (find_package and core modes)
 #   INCLUDEDIR           CMAKE_INSTALL_INCLUDEDIR of that build
-#   EXPECTED_VERSION     sturdy's PROJECT_VERSION
-#   GENERATOR, GENERATOR_PLATFORM, GENERATOR_TOOLSET   of the parent build
-#   PASS_VARS, PASS_<var>  cache variables of the parent build to give the consumer
+#   GIT_EXECUTABLE       git (fetchcontent mode)
+#   READELF              readelf (core mode)
 # Nothing is downloaded.
 cmake_minimum_required(VERSION 3.14)
 
@@ -17,38 +17,21 @@ if(NOT PARAMS OR NOT EXISTS "${PARAMS}")
   message(FATAL_ERROR "run_consumer.cmake: -DPARAMS=<file> is required")
 endif()
 include("${PARAMS}")
-if(NOT MODE STREQUAL "find_package" AND NOT MODE STREQUAL "add_subdirectory")
+include("${CMAKE_CURRENT_LIST_DIR}/consumer_support.cmake")
+if(NOT MODE MATCHES "^(find_package|add_subdirectory|fetchcontent|core)$")
   message(FATAL_ERROR "run_consumer.cmake: unknown MODE '${MODE}'")
-endif()
-
-function(run_step name)
-  string(REPLACE ";" " " _pretty "${ARGN}")
-  message(STATUS "[${MODE}] ${name}: ${_pretty}")
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE _rc)
-  if(NOT _rc EQUAL 0)
-    message(FATAL_ERROR "[${MODE}] ${name} failed (${_rc})")
-  endif()
-endfunction()
-
-set(_config_args "")
-if(CONFIG)
-  set(_config_args --config "${CONFIG}")
 endif()
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 set(_build "${WORK_DIR}/build")
 set(_prefix "${WORK_DIR}/prefix")
+set(_cache_pairs STURDY_SOURCE_DIR "${STURDY_SOURCE_DIR}")
 
-# 1. find_package mode: install the sturdy build tree into a scratch prefix.
-if(MODE STREQUAL "find_package")
-  if(CMAKE_VERSION VERSION_LESS 3.15)
-    run_step(install "${CMAKE_COMMAND}" "-DCMAKE_INSTALL_PREFIX=${_prefix}"
-             "-DCMAKE_INSTALL_CONFIG_NAME=${CONFIG}" -P "${STURDY_BINARY_DIR}/cmake_install.cmake")
-  else()
-    run_step(install "${CMAKE_COMMAND}" --install "${STURDY_BINARY_DIR}" --prefix "${_prefix}" ${_config_args})
-  endif()
-  foreach(_file sturdyConfig.cmake sturdyConfigVersion.cmake sturdyTargets.cmake)
+# 1. find_package and core: install the sturdy build tree into a scratch prefix.
+if(MODE STREQUAL "find_package" OR MODE STREQUAL "core")
+  sturdy_install("${STURDY_BINARY_DIR}" "${_prefix}")
+  foreach(_file sturdyConfig.cmake sturdyConfigVersion.cmake sturdyCoreTargets.cmake sturdyTargets.cmake)
     file(GLOB_RECURSE _found "${_prefix}/*/${_file}")
     if(NOT _found)
       message(FATAL_ERROR "[${MODE}] the install has no ${_file}")
@@ -63,38 +46,82 @@ if(MODE STREQUAL "find_package")
   list(REMOVE_DUPLICATES PASS_VARS)
 endif()
 
-# 2. The consumer's initial cache: the parent's compiler and search settings, and ours.
-set(_init "${WORK_DIR}/init-cache.cmake")
-file(WRITE "${_init}" "set(STURDY_EXPECTED_VERSION [==[${EXPECTED_VERSION}]==] CACHE STRING \"\")\n")
-file(APPEND "${_init}" "set(STURDY_SOURCE_DIR [==[${STURDY_SOURCE_DIR}]==] CACHE PATH \"\")\n")
-if(CONFIG)
-  file(APPEND "${_init}" "set(CMAKE_BUILD_TYPE [==[${CONFIG}]==] CACHE STRING \"\")\n")
-endif()
-foreach(_var IN LISTS PASS_VARS)
-  file(APPEND "${_init}" "set(${_var} [==[${PASS_${_var}}]==] CACHE STRING \"\")\n")
-endforeach()
-
-set(_generator_args "")
-if(GENERATOR)
-  list(APPEND _generator_args -G "${GENERATOR}")
-endif()
-if(GENERATOR_PLATFORM)
-  list(APPEND _generator_args -A "${GENERATOR_PLATFORM}")
-endif()
-if(GENERATOR_TOOLSET)
-  list(APPEND _generator_args -T "${GENERATOR_TOOLSET}")
+# 2. fetchcontent: a git repository holding exactly the files of sturdy's source tree as they
+# are now (tracked and untracked, less what .gitignore ignores; all of it in a tree that is no
+# git checkout), committed once. The consumer fetches that commit over file://, as a user's
+# project fetches a release tag. Cloning sturdy's own repository instead would test its last
+# commit, not the tree under test.
+if(MODE STREQUAL "fetchcontent")
+  if(NOT GIT_EXECUTABLE)
+    message(FATAL_ERROR "[${MODE}] git was not found; it is needed to test FetchContent")
+  endif()
+  set(_repo "${WORK_DIR}/sturdy.git")
+  execute_process(COMMAND "${GIT_EXECUTABLE}" -C "${STURDY_SOURCE_DIR}" rev-parse --show-toplevel
+                  OUTPUT_VARIABLE _toplevel OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc ERROR_QUIET)
+  if(_rc EQUAL 0)
+    get_filename_component(_toplevel "${_toplevel}" REALPATH)
+    get_filename_component(_source_real "${STURDY_SOURCE_DIR}" REALPATH)
+  endif()
+  if(_rc EQUAL 0 AND _toplevel STREQUAL _source_real)
+    execute_process(COMMAND "${GIT_EXECUTABLE}" -C "${STURDY_SOURCE_DIR}" ls-files --cached --others --exclude-standard
+                    OUTPUT_VARIABLE _files RESULT_VARIABLE _rc)
+    if(NOT _rc EQUAL 0)
+      message(FATAL_ERROR "[${MODE}] git ls-files failed in ${STURDY_SOURCE_DIR}")
+    endif()
+    string(REPLACE "\n" ";" _files "${_files}")
+    foreach(_file IN LISTS _files)
+      if(_file AND EXISTS "${STURDY_SOURCE_DIR}/${_file}" AND NOT IS_DIRECTORY "${STURDY_SOURCE_DIR}/${_file}")
+        configure_file("${STURDY_SOURCE_DIR}/${_file}" "${_repo}/${_file}" COPYONLY)
+      endif()
+    endforeach()
+  else()
+    file(COPY "${STURDY_SOURCE_DIR}/" DESTINATION "${_repo}" PATTERN "build*" EXCLUDE PATTERN ".git" EXCLUDE)
+  endif()
+  if(NOT EXISTS "${_repo}/CMakeLists.txt" OR NOT EXISTS "${_repo}/include/sturdy/sturdy.hpp")
+    message(FATAL_ERROR "[${MODE}] the snapshot of ${STURDY_SOURCE_DIR} has no CMakeLists.txt or headers")
+  endif()
+  set(_git "${GIT_EXECUTABLE}" -C "${_repo}" -c init.defaultBranch=main -c user.name=sturdy-tests
+           -c user.email=sturdy-tests@localhost -c commit.gpgsign=false)
+  sturdy_run_step(git-init ${_git} init -q)
+  sturdy_run_step(git-add ${_git} add -A)
+  sturdy_run_step(git-commit ${_git} commit -q -m "sturdy under test")
+  execute_process(COMMAND ${_git} rev-parse HEAD OUTPUT_VARIABLE _commit OUTPUT_STRIP_TRAILING_WHITESPACE)
+  list(APPEND _cache_pairs STURDY_GIT_REPOSITORY "file://${_repo}" STURDY_GIT_TAG "${_commit}")
 endif()
 
 # 3. Configure, build, run.
-run_step(configure "${CMAKE_COMMAND}" -C "${_init}" ${_generator_args} -S "${CONSUMER_SOURCE_DIR}" -B "${_build}")
-run_step(build "${CMAKE_COMMAND}" --build "${_build}" ${_config_args})
+set(_init "${WORK_DIR}/init-cache.cmake")
+sturdy_write_init_cache("${_init}" ${_cache_pairs})
+sturdy_configure_build("${CONSUMER_SOURCE_DIR}" "${_build}" "${_init}")
 
-if(MODE STREQUAL "add_subdirectory" AND EXISTS "${_build}/sturdy-build/tests")
+if(MODE MATCHES "^(add_subdirectory|fetchcontent)$" AND EXISTS "${_build}/sturdy-build/tests")
   message(FATAL_ERROR "[${MODE}] sturdy's tests were configured although sturdy is a subproject")
 endif()
 
-set(_exe "${_build}/bin/sturdy_consumer")
-if(EXISTS "${_exe}.exe")
-  set(_exe "${_exe}.exe")
+sturdy_program(_exe "${_build}/bin" sturdy_consumer)
+sturdy_run_step(run "${_exe}")
+
+# 4. core: the program was linked without libcurl, on the link line and in the binary.
+if(MODE STREQUAL "core")
+  file(GLOB_RECURSE _link_files "${_build}/build.ninja" "${_build}/*/link.txt")
+  if(NOT _link_files)
+    message(FATAL_ERROR "[${MODE}] found no link line (build.ninja, link.txt) in ${_build}")
+  endif()
+  foreach(_file IN LISTS _link_files)
+    file(STRINGS "${_file}" _curl_lines REGEX "libcurl|-lcurl")
+    if(_curl_lines)
+      message(FATAL_ERROR "[${MODE}] ${_file} links libcurl:\n${_curl_lines}")
+    endif()
+  endforeach()
+  if(NOT READELF)
+    message(FATAL_ERROR "[${MODE}] readelf was not found; it is needed to check the program's libraries")
+  endif()
+  execute_process(COMMAND "${READELF}" -d "${_exe}" OUTPUT_VARIABLE _dynamic RESULT_VARIABLE _rc)
+  if(NOT _rc EQUAL 0 OR NOT _dynamic MATCHES "\\(NEEDED\\)")
+    message(FATAL_ERROR "[${MODE}] readelf -d ${_exe} failed or shows no NEEDED entry:\n${_dynamic}")
+  endif()
+  if(_dynamic MATCHES "libcurl")
+    message(FATAL_ERROR "[${MODE}] ${_exe} needs libcurl:\n${_dynamic}")
+  endif()
+  message(STATUS "[${MODE}] no libcurl on the link line or among the program's NEEDED libraries")
 endif()
-run_step(run "${_exe}")
