@@ -103,11 +103,28 @@ step answer(int v) {
 step fail(error e) {
     return [e](sturdy::call_context&) -> sturdy::result<int> { return e; };
 }
-// Blocks until cancelled.
+// How long an attempt waits to be cancelled before it gives up, in real time. The script then
+// records it as not cancelled, so a policy that leaves a loser running fails its test in seconds
+// instead of hanging until ctest's timeout.
+constexpr auto cancel_patience = seconds(5);
+
+// Waits until `token` is cancelled (true) or `cancel_patience` has passed (false).
+bool wait_cancelled(const sturdy::cancellation_token& token) {
+    std::mutex m;
+    std::condition_variable cv;
+    // Registered before the lock is taken and released after it is: the callback takes it.
+    auto registration = token.on_cancel([&] {
+        std::lock_guard<std::mutex> inner(m);
+        cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lock(m);
+    return cv.wait_for(lock, cancel_patience, [&] { return token.cancelled(); });
+}
+
+// Blocks until cancelled (or, when the policy never cancels it, for cancel_patience).
 step hang() {
     return [](sturdy::call_context& ctx) -> sturdy::result<int> {
-        gate never;
-        never.wait(ctx.cancel);
+        wait_cancelled(ctx.cancel);
         return cancelled();
     };
 }
@@ -238,6 +255,7 @@ TEST_CASE("hedging: the hedge starts when the delay has passed, not before", "[h
     CHECK(events.entries[0].route.empty());
     CHECK(events.entries[0].model == "m");
     CHECK_FALSE(events.entries[0].cause_status.has_value());
+    CHECK(s.of(1).cancelled);
 }
 
 TEST_CASE("hedging: when the hedge answers first, the first attempt is cancelled and waited for", "[hedging]") {
@@ -255,6 +273,7 @@ TEST_CASE("hedging: the winner's reply is copied back to the caller's context", 
     call c;
     REQUIRE(h.execute(c.ctx, s));
     CHECK(c.ctx.last_reply.status == 201);
+    CHECK(s.of(1).cancelled);
 }
 
 TEST_CASE("hedging: when the first attempt answers after the hedge started, the hedge is cancelled", "[hedging]") {
@@ -386,6 +405,8 @@ TEST_CASE("hedging: a zero delay starts every attempt at once", "[hedging]") {
     REQUIRE(out);
     CHECK(*out == 3);
     CHECK(c.state.hedges() == 2);
+    CHECK(s.of(1).cancelled);
+    CHECK(s.of(2).cancelled);
 }
 
 TEST_CASE("hedging: an infinite delay hedges only on failures", "[hedging]") {
@@ -425,6 +446,7 @@ TEST_CASE("hedging: hedges go to the configured routes, in turn", "[hedging]") {
     std::sort(models.begin(), models.end());
     CHECK(routes == std::vector<std::string>{"", "backup", "backup", "other"});
     CHECK(models == std::vector<std::string>{"m", "m", "m-backup", "m-backup"});
+    for (int n = 1; n <= 3; ++n) CHECK(s.of(n).cancelled);
 }
 
 TEST_CASE("hedging: a routed hedge that wins is reported as the call's route", "[hedging]") {
@@ -440,6 +462,7 @@ TEST_CASE("hedging: a routed hedge that wins is reported as the call's route", "
     pass(fake, s, 50ms);
     REQUIRE(running.get());
     CHECK(s.of(1).route.empty());
+    CHECK(s.of(1).cancelled);
     CHECK(s.of(2).route == "backup");
     CHECK(s.of(2).model == "m-backup");
     CHECK(c.state.route_name() == "backup");
@@ -483,6 +506,7 @@ TEST_CASE("hedging: a call cancelled during the delay makes no hedge", "[hedging
     REQUIRE_FALSE(out);
     CHECK(out.error().kind() == error_kind::cancelled);
     CHECK(c.state.hedges() == 0);
+    CHECK(s.of(1).cancelled);
 }
 
 TEST_CASE("hedging: no hedge starts past the call's deadline", "[hedging]") {
@@ -526,6 +550,7 @@ TEST_CASE("hedging: hedged attempts share the call's deadline", "[hedging]") {
     c.ctx.deadline = sturdy::deadline::after(fake.timing().clock, 5s);
     REQUIRE(h.execute(c.ctx, s));
     CHECK(left == std::vector<sturdy::clock::duration>{5s, 5s});
+    CHECK(s.of(1).cancelled);
 }
 
 TEST_CASE("hedging: the percentile delay is the fallback until enough latencies, then the window's percentile",
@@ -591,6 +616,7 @@ TEST_CASE("hedging: an attempt a hedge beat counts as at least as slow as it was
     pass(fake, s, 100ms);
     REQUIRE(running.get());
     CHECK(h.current_delay() >= 100ms);  // the hedge itself took no time at all
+    CHECK(s.of(1).cancelled);
 }
 
 TEST_CASE("hedging: an exception from a hedged attempt reaches the caller after the others stop", "[hedging]") {
