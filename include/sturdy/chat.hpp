@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -41,7 +42,13 @@ struct tool_call {
     static void visit(Self& self, F&& field) {
         field("index", self.index);
         field("id", self.id);
-        field("type", self.type);
+        if constexpr (std::is_const_v<Self>) {
+            // The API requires it: a call read without one (null, "", or a stream that never
+            // named it) is written as a function call, so a reply also reads back as it was.
+            field("type", self.type.empty() ? std::string("function") : self.type, detail::keep_empty);
+        } else {
+            field("type", self.type);
+        }
         field("function", self.function);
     }
 };

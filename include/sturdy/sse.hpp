@@ -73,6 +73,8 @@ public:
             bytes.remove_prefix(eol_index + 1);
             bool keep_going;
             if (line_.empty()) {
+                // The same limit as a line that arrives in pieces: read boundaries must not matter.
+                if (line.size() > max_event_bytes_) return overflow();
                 keep_going = process_line(line, on_event);
             } else {
                 if (line.size() > max_event_bytes_ - line_.size()) return overflow();

@@ -331,7 +331,7 @@ TEST_CASE("a server's terminal escapes are written out, not obeyed, on the error
     check_failure(r, "error: internal_server [500]: ");
     CHECK(r.err.find('\x1b') == std::string::npos);
     CHECK(r.err.find('\x07') == std::string::npos);
-    CHECK(r.err.find("upstream failed\\x1B]0;owned\\x07\\x1B[2J") != std::string::npos);
+    CHECK(r.err.find("upstream failed\\x{1B}]0;owned\\x{07}\\x{1B}[2J") != std::string::npos);
 }
 
 TEST_CASE("a relay that echoes the key in a plain JSON reply to a stream: the key is never printed", "[cli][secrets]") {

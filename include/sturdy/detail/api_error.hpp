@@ -107,6 +107,15 @@ inline error size_limit_error(std::string_view code, std::string_view what, std:
     return error(error_kind::invalid_response, std::move(d));
 }
 
+/// An error body as JSON (discarded when it is not JSON). Values nested deeper than any error
+/// are dropped: json_text's dump() and every copy recurse once per level.
+inline nlohmann::json parse_error_body(std::string_view body) {
+    constexpr int max_depth = 32;
+    return nlohmann::json::parse(
+        body.begin(), body.end(),
+        [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) { return depth <= max_depth; }, false);
+}
+
 /// Keeps the key out of every string of the details.
 inline void redact_details(error_details& d, std::string_view secret) {
     if (secret.empty()) return;
@@ -153,7 +162,7 @@ inline error status_error(int status, const response_headers& headers, std::stri
         finish_server_details(d, secret);
         return error(error_kind::api_status, std::move(d));
     }
-    auto parsed = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+    auto parsed = parse_error_body(body);
     if (parsed.is_discarded() || !read_error_fields(parsed, d) || d.message.empty()) {
         // Not a JSON error (a proxy's HTML page, say): the status still classifies it.
         std::string snippet(trim(body.substr(0, 200)));
@@ -171,7 +180,7 @@ inline error status_error(int status, const response_headers& headers, std::stri
 inline error stream_error(std::string_view payload, std::string_view secret) {
     error_details d;
     d.body = truncate_utf8(payload, error_body_limit);
-    auto parsed = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
+    auto parsed = parse_error_body(payload);
     int status = 0;
     if (!parsed.is_discarded() && read_error_fields(parsed, d)) {
         const nlohmann::json* inner = &parsed;

@@ -8,7 +8,9 @@
 
 #include <sturdy/detail/json_mapping.hpp>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <typeinfo>
@@ -19,6 +21,9 @@
 #include <vector>
 
 namespace sturdy::detail {
+
+/// The deepest nesting a reply may have (replies nest a handful of levels).
+inline constexpr std::size_t max_reply_depth = 256;
 
 /// One JSON scalar as the SAX parser delivers it.
 struct json_scalar {
@@ -213,6 +218,9 @@ private:
     }
 
     bool begin(bool object) {
+        // Copying, comparing or writing JSON recurses once per level: a text nested deeper than
+        // any reply could crash its reader's stack later, so it is refused here.
+        if (frames_.size() >= max_reply_depth) return false;
         destination d = next();
         const bool required = reading_required_;
         reading_required_ = false;
@@ -282,6 +290,9 @@ struct slot_traits<N, std::enable_if_t<std::is_arithmetic_v<N> && !std::is_same_
             case json_scalar::kind::unsigned_integer: out = static_cast<N>(v.unsigned_integer); return true;
             case json_scalar::kind::floating:
                 if constexpr (std::is_floating_point_v<N>) {
+                    // Past the member's range the conversion is undefined (infinity in practice,
+                    // which to_json writes as null): such a number does not fit the member.
+                    if (std::fabs(v.floating) > static_cast<double>(std::numeric_limits<N>::max())) return false;
                     out = static_cast<N>(v.floating);
                     return true;
                 }
@@ -404,6 +415,8 @@ slot slot_for(T& member) {
 template <class T>
 bool read_json(std::string_view text, T& out, std::string_view required_key = {}) {
     typed_reader reader(out, required_key);
+    // nlohmann's parser (and so from_json) skips a UTF-8 byte-order mark: so does this check.
+    if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
     if (text.empty() || text.front() != '{') {
         // A top-level value that is not an object cannot be a mapped struct.
         auto first = text.find_first_not_of(" \t\r\n");
