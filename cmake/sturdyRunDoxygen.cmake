@@ -5,6 +5,9 @@
 cmake_minimum_required(VERSION 3.14)
 
 file(REMOVE "${WARNINGS}")
+# Doxygen makes its output directory only after it opens the warning log: make the log's first.
+get_filename_component(_warnings_dir "${WARNINGS}" DIRECTORY)
+file(MAKE_DIRECTORY "${_warnings_dir}")
 execute_process(COMMAND "${DOXYGEN}" "${DOXYFILE}" RESULT_VARIABLE _rc)
 set(_warnings "")
 if(EXISTS "${WARNINGS}")

@@ -38,9 +38,9 @@ struct client_options : endpoint {
     /// Longest wait for one attempt, from request to the end of the reply (streams included).
     std::chrono::milliseconds timeout = std::chrono::seconds(600);
     std::string user_agent = "sturdy/" STURDY_VERSION;
-    /// Largest reply body read, after decompression. Past it a call fails with `invalid_response`,
-    /// code `response_too_large`. The default holds the largest embeddings batch OpenAI allows
-    /// (2,048 inputs of 3,072 dimensions) even as JSON floats, about 90 MB.
+    /// Largest reply body read, or whole stream, after decompression. Past it a call fails with
+    /// `invalid_response`, code `response_too_large`. The default holds the largest embeddings
+    /// batch OpenAI allows (2,048 inputs of 3,072 dimensions) even as JSON floats, about 90 MB.
     std::size_t max_response_bytes = std::size_t{128} << 20;
     /// Largest line or event of a stream. Past it a call fails with `invalid_response`, code
     /// `event_too_large`. A chunk is a few hundred bytes; a whole reply sent as one event fits.

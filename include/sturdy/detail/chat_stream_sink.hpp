@@ -51,7 +51,8 @@ public:
                      steady::time_point call_started, const sturdy::clock& clock, limits bounds)
         : ctx_(ctx), attempt_id_(attempt_id), deliver_(deliver), secret_(secret), clock_(clock),
           call_started_(call_started), attempt_started_(steady::now()), last_event_(attempt_started_),
-          body_(bounds.max_body_bytes, error_read_limit), parser_(bounds.max_event_bytes) {}
+          max_stream_bytes_(bounds.max_body_bytes), body_(bounds.max_body_bytes, error_read_limit),
+          parser_(bounds.max_event_bytes) {}
 
     bool on_head(const http_head& head) override {
         status_ = head.status;
@@ -59,11 +60,16 @@ public:
         const auto type = head.headers.get("content-type");
         event_stream_ = type.find("text/event-stream") != std::string_view::npos;
         collecting_ = status_ < 200 || status_ >= 300 || !event_stream_;
+        if (!collecting_) head_ = head;  // for a reply complete before the transfer ended
         return !collecting_ || body_.on_head(head);
     }
 
     bool on_data(std::string_view bytes) override {
         if (collecting_) return body_.on_data(bytes);
+        // A stream's text is held until the call returns: the whole stream counts against the limit.
+        if (bytes.size() > max_stream_bytes_ - std::min(max_stream_bytes_, streamed_bytes_))
+            return fail(size_limit_error(error_codes::response_too_large, "the stream", max_stream_bytes_));
+        streamed_bytes_ += bytes.size();
         if (parser_.feed(bytes, [this](const sse_event& e) { return on_event(e); })) return true;
         if (parser_.overflowed())
             fail(size_limit_error(error_codes::event_too_large, "a stream line or event", parser_.max_event_bytes()));
@@ -71,6 +77,9 @@ public:
     }
 
     steady::time_point progress_deadline() const override {
+        // After [DONE] only the end of the body is missing: a server that never sends it must not
+        // hold a complete reply for the rest of the timeout.
+        if (done_) return last_event_ + after_done_grace;
         if (!first_content_ && ctx_.first_token_timeout) return attempt_started_ + *ctx_.first_token_timeout;
         if (ctx_.idle_timeout) return last_event_ + *ctx_.idle_timeout;
         return steady::time_point::max();
@@ -86,6 +95,9 @@ public:
             if (!error_status()) return size_limit_error(error_codes::response_too_large, "the reply", body_.limit());
             sent = body_.error_head();  // an error reply, read as far as it is kept
         }
+        // A reply that was complete ([DONE], or every choice finished) is the outcome, however the
+        // connection ended after it: reset, or cut at the grace period after [DONE].
+        if (!sent && !collecting_ && (done_ || accumulator_.finished())) sent = std::move(head_);
         if (!sent) return transport_failure(sent.error());
         ctx_.last_reply.status = sent->status;
         ctx_.last_reply.headers = std::move(sent->headers);
@@ -101,6 +113,7 @@ private:
     bool error_status() const { return status_ < 200 || status_ >= 300; }
 
     bool on_event(const sse_event& e) {
+        if (done_) return true;  // after [DONE], nothing counts: not even an error
         last_event_ = steady::now();
         if (!e.error.empty()) return fail(stream_error(e.error, secret_));
         if (e.type == "error") return fail(stream_error(e.data, secret_));
@@ -108,7 +121,6 @@ private:
             done_ = true;
             return true;
         }
-        if (done_) return true;
         chunk_ = chat_chunk{};
         if (!read_json(e.data, chunk_))
             return fail(error(error_kind::invalid_response, "a stream event is not a JSON object: " + truncate_utf8(e.data, 200)));
@@ -236,6 +248,9 @@ private:
     int status_ = 0;
     std::string request_id_;
     bool event_stream_ = false, collecting_ = false;
+    std::size_t max_stream_bytes_, streamed_bytes_ = 0;
+    http_head head_;  // an event stream's head
+    static constexpr std::chrono::milliseconds after_done_grace{250};
     body_collector body_;  // a reply that is not a stream: an error, or a whole completion
 
     sse_parser parser_;
