@@ -39,6 +39,10 @@ public:
     /// The reply so far. Tool calls still carry their stream `index` until `take()`.
     const chat_response& response() const noexcept { return response_; }
 
+    /// The reply so far, moved out as `response()` shows it: tool calls keep their stream `index`
+    /// (for a stream that failed part way; its fragments may be incomplete).
+    chat_response take_partial() { return std::exchange(response_, chat_response{}); }
+
     /// The assembled reply, shaped like an unstreamed one.
     chat_response take() {
         response_.object = "chat.completion";

@@ -106,7 +106,9 @@ inline constexpr std::string_view redirect = "redirect";
 
 struct chat_response;  // chat.hpp
 
-/// Everything known about a failure. Strings never contain the API key.
+/// Everything known about a failure. Its strings never contain the API key; `partial_response`
+/// is reply data, kept exactly as the server sent it and the caller's callback received it (a
+/// successful reply's content is never altered either).
 struct error_details {
     int status = 0;               ///< HTTP status; 0 when there was none
     std::string message;          ///< the provider's message, or ours
@@ -117,10 +119,12 @@ struct error_details {
     std::string body;             ///< the raw reply body, truncated
     std::optional<std::chrono::milliseconds> retry_after;  ///< from retry-after-ms / retry-after
     std::optional<bool> should_retry;                      ///< the server's x-should-retry, if sent
-    std::string partial_content;  ///< text a stream delivered before it failed
     /// Everything a stream delivered before it failed, assembled as a reply: content, reasoning
     /// (`message.extra["reasoning_content"]`), tool-call fragments, finish reasons and usage.
     std::shared_ptr<const chat_response> partial_response;
+    /// The text a stream delivered before it failed: `partial_response`'s first choice content,
+    /// shared with it (a reply near the size limit is held once).
+    std::shared_ptr<const std::string> partial_content;
 };
 
 struct call_info;  // call_info.hpp: what a call went through
@@ -153,7 +157,11 @@ public:
     const std::string& param() const noexcept { return details_->param; }
     const std::string& request_id() const noexcept { return details_->request_id; }
     const std::string& body() const noexcept { return details_->body; }
-    const std::string& partial_content() const noexcept { return details_->partial_content; }
+    /// The text a stream delivered before it failed; empty when none arrived.
+    const std::string& partial_content() const noexcept {
+        static const std::string none;
+        return details_->partial_content ? *details_->partial_content : none;
+    }
     /// For a stream that failed after some of its reply arrived: that much of the reply, nothing
     /// received lost (tool-call fragments keep their stream `index`). Null otherwise.
     const chat_response* partial_response() const noexcept { return details_->partial_response.get(); }

@@ -48,6 +48,8 @@ inline std::string printable(std::string_view text) {
 
 /// `text` with `secret` taken out: each occurrence, and each run of 8 or more of its characters (a
 /// server may echo a key cut short), becomes "[redacted]". The same redaction every error gets.
-inline std::string redact(std::string_view text, std::string_view secret) { return detail::redact(text, secret); }
+inline std::string redact(std::string_view text, std::string_view secret) {
+    return detail::redact(std::string(text), secret);
+}
 
 }  // namespace sturdy

@@ -93,7 +93,7 @@ inline void require_no_secret(const sturdy::error& e, std::string_view who) {
     const auto& d = e.details();
     const std::pair<const char*, std::string_view> fields[] = {
         {"what()", e.what()}, {"message", d.message},       {"type", d.type}, {"code", d.code},
-        {"param", d.param},   {"request_id", d.request_id}, {"body", d.body}, {"partial_content", d.partial_content}};
+        {"param", d.param},   {"request_id", d.request_id}, {"body", d.body}, {"partial_content", e.partial_content()}};
     for (const auto& [name, text] : fields) {
         const auto at = find_secret_run(text);
         if (at == std::string_view::npos) continue;

@@ -158,6 +158,9 @@ TEST_CASE("stream: ended without [DONE] or a finish reason is stream_truncated, 
     CHECK(r.error().kind() == error_kind::stream_truncated);
     CHECK(r.error().partial_content() == "Hello wor");
     CHECK(seen.joined() == "Hello wor");
+    // The text is the partial reply's own, held once (it may be near max_response_bytes).
+    REQUIRE(r.error().partial_response() != nullptr);
+    CHECK(&r.error().partial_content() == &r.error().partial_response()->content());
     CHECK(srv.request_count() == 1);  // content was delivered: never replayed
 }
 

@@ -3,7 +3,9 @@
 
 #include "support/catch.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <random>
 
 using sturdy::error_kind;
 
@@ -192,4 +194,59 @@ TEST_CASE("errors: a short key, as a local server's --api-key, is redacted too",
     auto streamed = sturdy::detail::stream_error(R"({"code":401,"msg":"invalid api key: sk-1"})", key);
     CHECK(std::string(streamed.what()).find(key) == std::string::npos);
     CHECK(streamed.body().find(key) == std::string::npos);
+}
+
+namespace {
+
+// The rule redact() implements, written the obvious way (quadratic): at each position, the
+// longest run of the key that starts there, if at least 8 characters long (or the whole key).
+std::string redact_by_definition(const std::string& text, const std::string& key) {
+    const std::size_t min_run = std::min<std::size_t>(8, key.size());
+    std::string out;
+    for (std::size_t i = 0; i < text.size();) {
+        std::size_t longest = 0;
+        for (std::size_t j = 0; j < key.size(); ++j) {
+            std::size_t n = 0;
+            while (i + n < text.size() && j + n < key.size() && text[i + n] == key[j + n]) ++n;
+            longest = std::max(longest, n);
+        }
+        if (longest >= min_run) {
+            out += "[redacted]";
+            i += longest;
+        } else {
+            out += text[i++];
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("errors: redact agrees with its definition on random text made of pieces of the key", "[error][secrets]") {
+    std::mt19937 rng(20261202);
+    for (const std::string key :
+         {"sk-1", "abcdefg", "sk-proj-0123456789abcdef", "aaaaaaaaaaaaaaaa", "abababababab-ab"}) {
+        for (int round = 0; round < 300; ++round) {
+            std::string text;
+            const int pieces = std::uniform_int_distribution<int>(0, 8)(rng);
+            for (int p = 0; p < pieces; ++p) {
+                const std::size_t from = std::uniform_int_distribution<std::size_t>(0, key.size() - 1)(rng);
+                const std::size_t len = std::uniform_int_distribution<std::size_t>(1, key.size() - from)(rng);
+                text += key.substr(from, len);
+                text += std::string(std::uniform_int_distribution<std::size_t>(0, 3)(rng), "xa-b"[p % 4]);
+            }
+            INFO("key " << key << ", text " << text);
+            CHECK(sturdy::redact(text, key) == redact_by_definition(text, key));
+        }
+    }
+}
+
+TEST_CASE("errors: redact handles megabytes in one pass, with the key at the edges and in the middle",
+          "[error][secrets]") {
+    const std::string key = "sk-proj-5f0c2a9e71d84b36a0e9c4d2b7f15e68a3c9d0e4";
+    const std::string filler((4u << 20) - 3, 'z');
+    const std::string text = key.substr(30) + filler + key + "tail" + filler + key.substr(0, 9);
+    CHECK(sturdy::redact(text, key) == "[redacted]" + filler + "[redacted]tail" + filler + "[redacted]");
+    // Nothing to redact: the text comes back whole.
+    CHECK(sturdy::redact(filler, key) == filler);
 }

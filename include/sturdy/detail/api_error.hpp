@@ -119,8 +119,8 @@ inline nlohmann::json parse_error_body(std::string_view body) {
 /// Keeps the key out of every string of the details.
 inline void redact_details(error_details& d, std::string_view secret) {
     if (secret.empty()) return;
-    for (std::string* s : {&d.message, &d.type, &d.code, &d.param, &d.request_id, &d.body, &d.partial_content})
-        *s = redact(*s, secret);
+    for (std::string* s : {&d.message, &d.type, &d.code, &d.param, &d.request_id, &d.body})
+        *s = redact(std::move(*s), secret);
 }
 
 /// The last step of an error read from a server's text: the key out, then the message and the

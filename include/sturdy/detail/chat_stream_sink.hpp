@@ -187,18 +187,21 @@ private:
         return out;
     }
 
-    error with_partial(const error& e) const {
+    // Called once, at the attempt's end: the reply so far moves into the error, never copied, as it
+    // may be near max_response_bytes.
+    error with_partial(const error& e) {
         error_details d = e.details();
-        d.partial_content = accumulator_.response().content();
-        if (!accumulator_.response().choices.empty() || accumulator_.response().usage)
-            d.partial_response = std::make_shared<const chat_response>(accumulator_.response());
+        if (!accumulator_.response().choices.empty() || accumulator_.response().usage) {
+            d.partial_response = std::make_shared<const chat_response>(accumulator_.take_partial());
+            d.partial_content = std::shared_ptr<const std::string>(d.partial_response, &d.partial_response->content());
+        }
         if (d.request_id.empty()) d.request_id = request_id_;
         redact_details(d, secret_);
         return error(e.kind(), std::move(d));
     }
 
     // Timeouts name the limit that passed; a cut connection after a good head is a truncated stream.
-    error transport_failure(const error& e) const {
+    error transport_failure(const error& e) {
         if (e.kind() == error_kind::timeout && steady::now() >= progress_deadline()) {
             const bool waiting_first = !first_content_ && ctx_.first_token_timeout;
             const auto limit = waiting_first ? *ctx_.first_token_timeout : ctx_.idle_timeout.value_or(std::chrono::milliseconds(0));
