@@ -1,8 +1,8 @@
 // Client-side rate limiting of a batch: concurrency plus requests per minute, against the local
 // demo server. Thirty prompts, eight worker threads, one shared client whose policy holds
 //   - a bulkhead: at most 4 requests on the wire at once, the other callers wait in order;
-//   - a rate limiter: 600 requests per minute with a burst of 10, so after the first 10 the
-//     batch goes out at 10 a second, under the provider's limit instead of into its 429s.
+//   - a rate limiter: at most 10 requests start in any second (600 a minute, spread out), so the
+//     batch goes out 10 at a time, under the provider's limit instead of into its 429s.
 // The limits' own hooks print every wait as it happens; the program checks at the end that the
 // server never saw more than 4 requests at once, nor faster than the rate allowed.
 #include <sturdy/sturdy.hpp>
@@ -32,12 +32,13 @@ int main() {
     std::mutex print_mutex;                     // the hooks run on the worker threads
 
     // Share one limiter among everything that spends the same provider limit; keep a copy to
-    // watch it (copies share their buckets). Set `tokens` too for a TPM limit: each call is then
+    // watch it (copies share their windows). Set `tokens` too for a TPM limit: each call is then
     // charged its prompt estimate plus max_tokens, and corrected by the reply's usage.
     sturdy::rate_limiter_options rpm;
     rpm.name = "demo-rpm";
-    rpm.requests = 600;      // per minute: one every 100 ms...
-    rpm.request_burst = 10;  // ...after a first burst of 10
+    // At most 10 starts in any second: 600 a minute, but never 600 at once.
+    rpm.requests = 10;
+    rpm.period = 1s;
     rpm.max_wait = 30s;      // a batch may wait; an interactive call would rather fail fast
     rpm.on_rate_limited = [&](const sturdy::rate_limited_event& e) {
         std::lock_guard<std::mutex> lock(print_mutex);
@@ -87,8 +88,8 @@ int main() {
     for (auto& t : threads) t.join();
     const auto elapsed = std::chrono::steady_clock::now() - started;
 
-    // The 10 of the burst go at once; the other 20 need 100 ms each.
-    const auto fastest_allowed = (prompts - 10) * 100ms;
+    // 10 go at once, 10 more when they leave the window a second later, and the last 10 a second after.
+    const auto fastest_allowed = (prompts / 10 - 1) * 1s;
     std::cout << "total: " << prompts - failed << "/" << prompts << " succeeded in " << ms(elapsed) << " ms (the rate allows no less than "
               << ms(fastest_allowed) << " ms)\n";
     std::cout << "server: " << demo.requests() << " requests, at most " << demo.max_in_flight() << " at once (bulkhead: "

@@ -86,7 +86,7 @@ inline constexpr std::string_view deadline_exceeded = "deadline_exceeded";
 /// rate_limited by a rate limiter: its requests, or its tokens, had no room in time.
 inline constexpr std::string_view requests_limit = "requests_limit";
 inline constexpr std::string_view tokens_limit = "tokens_limit";
-/// rate_limited: the request alone needs more tokens than the limiter's bucket holds.
+/// rate_limited: the request alone needs more tokens than the limiter's cap (plus burst) allows.
 inline constexpr std::string_view request_too_large = "request_too_large";
 /// rate_limited by a bulkhead: its queue was full, or no slot freed in time.
 inline constexpr std::string_view bulkhead_full = "bulkhead_full";

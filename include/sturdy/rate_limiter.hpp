@@ -1,21 +1,27 @@
 #pragma once
 /// @file
-/// A client-side rate limiter: token buckets for requests and tokens per minute, so that a batch
-/// stays under a provider's RPM and TPM limits instead of discovering them as 429s.
+/// A client-side rate limiter: caps on the requests and tokens started in any window of a period
+/// (RPM and TPM by default), so that a batch stays under a provider's limits instead of
+/// discovering them as 429s.
 ///
 ///     sturdy::rate_limiter_options limits;
 ///     limits.name = "openai";
-///     limits.requests = 500;                     // per minute
-///     limits.tokens = 200000;                    // per minute
+///     limits.requests = 500;                     // at most 500 starts in any minute
+///     limits.tokens = 200000;                    // at most 200000 tokens reserved in any minute
 ///     limits.adapt_to_server = true;             // also follow x-ratelimit-* and 429s
-///     sturdy::rate_limiter limiter(limits);      // keep a copy to watch it: copies share the buckets
+///     sturdy::rate_limiter limiter(limits);      // keep a copy to watch it: copies share the windows
 ///     auto policy = sturdy::compose(sturdy::retry_policy(), limiter);   // each attempt is counted
 ///
-/// A call reserves one request and its estimated tokens (the prompt, ~4 characters a token, plus
-/// `max_tokens` or `expected_completion_tokens`) before its attempt, and the reply's usage corrects
-/// the estimate afterwards. When the budget is short the call waits, in arrival order; when the
-/// wait would be longer than `max_wait` or run past the call's deadline, it is refused at once
-/// with `error_kind::rate_limited`, whose `retry_after()` says when the budget will be back.
+/// The limits are sliding windows, exact: with `requests = N`, no window of length `period` holds
+/// more than N starts (plus `request_burst`, none by default), wherever it begins. A call reserves
+/// one request and its estimated tokens (the prompt as `client_options::tokens` counts it, plus `max_tokens` or
+/// `expected_completion_tokens`) at its start, and the reply's usage corrects the reserved tokens
+/// afterwards. When a window is full the call waits, in arrival order, until enough of it has left;
+/// when the wait would be longer than `max_wait` or run past the call's deadline, it is refused at
+/// once with `error_kind::rate_limited`, whose `retry_after()` says when there will be room.
+///
+/// Inside, a decision core (`detail::rate_limit_core`) decides from the time it is given and never
+/// sleeps; the policy reads the clock, asks the core, and waits.
 
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
@@ -28,6 +34,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -81,7 +88,7 @@ inline std::optional<clock::duration> parse_reset_duration(std::string_view text
     return clock::duration(static_cast<clock::duration::rep>(std::llround(ns)));
 }
 
-/// Reported when a call waits for its budget (before the wait) or is refused.
+/// Reported when a call waits for room (before the wait) or is refused.
 struct rate_limited_event {
     std::string_view limiter;  ///< rate_limiter_options::name
     operation op;
@@ -92,35 +99,40 @@ struct rate_limited_event {
     std::int64_t tokens;       ///< the tokens reserved for the call (its estimate)
 };
 
-/// What to do with a call whose token estimate is larger than the whole token bucket.
+/// What to do with a call whose token estimate is more than a whole window may hold.
 enum class oversized_request {
-    reject,          ///< refuse it at once, without a retry hint: no wait would make room
-    alone_when_full, ///< let it through once the bucket is full; its debt then holds back later calls
+    reject,           ///< refuse it at once, without a retry hint: no wait would make room
+    alone_when_full,  ///< let it start once the window holds nothing else; later calls wait until it leaves the window
 };
 
 /// Settings of a rate limiter. A zero limit is no limit; the defaults limit nothing.
 struct rate_limiter_options {
     /// Names the limiter in errors and events.
     std::string name = "rate_limiter";
-    /// Requests allowed per `period` (RPM with the default period).
+    /// At most this many requests start in any window of `period` (RPM with the default period).
     std::int64_t requests = 0;
-    /// Tokens allowed per `period` (TPM with the default period), prompt and completion together.
+    /// At most this many tokens, prompt and completion together, are reserved by the calls that
+    /// start in any window of `period` (TPM with the default period).
     std::int64_t tokens = 0;
-    /// The buckets refill continuously: `requests` (`tokens`) per `period`.
+    /// The length of the sliding window: a start counts against the limits for exactly this long.
     clock::duration period = std::chrono::minutes(1);
-    /// Bucket sizes: how much may go at once after a quiet spell. Default: a whole period's worth.
-    std::optional<std::int64_t> request_burst;
-    std::optional<std::int64_t> token_burst;
+    /// Extra starts (tokens) a window may hold above the limit, for a provider known to tolerate
+    /// bursts: at most `requests + request_burst` starts, and `tokens + token_burst` tokens, in any
+    /// period. None by default, so that a limit is a cap. To spread a limit out rather than let it
+    /// go at once, state it over a shorter period: 600 a minute as `requests = 10, period = 1s`.
+    std::int64_t request_burst = 0;
+    std::int64_t token_burst = 0;
     /// Completion tokens expected of a chat request without `max_tokens` (with it, `max_tokens`
     /// counts, as providers count it). The reply's usage corrects the estimate either way.
     std::int64_t expected_completion_tokens = 256;
-    /// The longest wait for budget; a call that would wait longer is refused at once. Zero: never wait.
+    /// The longest wait for room; a call that would wait longer is refused at once. Zero: never wait.
     clock::duration max_wait = std::chrono::seconds(60);
     oversized_request oversized = oversized_request::reject;
-    /// Follow the server: lower the buckets to its `x-ratelimit-remaining-*`, hold calls until its
-    /// `x-ratelimit-reset-*` when one is at 0, and after a 429 empty the bucket it names and hold
-    /// until its Retry-After. Off by default: with one limiter before several models or providers,
-    /// one model's limits would hold back the others.
+    /// Follow the server: lower the room left to its `x-ratelimit-remaining-*` (what it counts
+    /// beyond our own starts comes back at our limit's rate, as its budget refills), hold calls
+    /// until its `x-ratelimit-reset-*` when one is at 0, and after a 429 take all the room left in
+    /// the budget it names and hold until its Retry-After. Off by default: with one limiter before
+    /// several models or providers, one model's limits would hold back the others.
     bool adapt_to_server = false;
     /// Called when a call waits or is refused (outside the limiter's lock).
     std::function<void(const rate_limited_event&)> on_rate_limited;
@@ -128,244 +140,433 @@ struct rate_limiter_options {
 
 namespace detail {
 
-/// A token bucket whose level may go below zero: a caller takes its share at once and waits
-/// until the debt is paid off, so waiters are served in arrival order (the reservations of
-/// golang.org/x/time/rate and Guava's RateLimiter). Not synchronised: the owner locks.
-class token_bucket {
+/// One budget, requests or tokens, as a sliding window of what started in the last `period`: a
+/// start stays in the window for exactly one period. A new start at t goes only when everything
+/// that has not left by t (the starts after t - period, waiting reservations included) leaves room
+/// for it, which covers every window containing t. Reservations may lie in the future (callers
+/// waiting for their turn), each no earlier than the one before, so that callers are served in
+/// arrival order and the log stays in order of departure.
+///
+/// Memory: the log keeps one entry per distinct start time still in the window, and never more
+/// than `max_entries`. A requests window holds at most its cap of entries (each holds a start, and
+/// a reservation is made only within the cap), so up to `max_entries` a period it is always exact.
+/// Past the bound (a busy window), neighbours merge pairwise, each pair into its later entry,
+/// whose amount then leaves the window a little late: that can only hold calls back, never let
+/// more than the cap through. Halving the log at once, rather than merging one pair per
+/// reservation, keeps the work per call constant when amortised.
+///
+/// The server's word comes in two forms: a hold (nothing starts before a time) and a claim, room
+/// the server counts as used beyond what the log holds, which drains at the limit's rate as the
+/// server's own budget refills. Not synchronised: the owner locks.
+class rate_window {
 public:
-    token_bucket() = default;  ///< no limit
-    token_bucket(std::int64_t limit, std::int64_t capacity, clock::duration period, clock::time_point now)
-        : limit_(static_cast<double>(limit)), capacity_(static_cast<double>(capacity)),
-          period_ns_(static_cast<double>(period.count())), level_(capacity_), stamp_(now) {}
+    static constexpr std::size_t max_entries = 1024;
+
+    rate_window() = default;  ///< no limit
+    rate_window(std::int64_t limit, std::int64_t burst, clock::duration period)
+        : limit_(limit), cap_(limit + burst), period_(period) {}
 
     bool limited() const noexcept { return limit_ > 0; }
-    double capacity() const noexcept { return capacity_; }
-    double limit() const noexcept { return limit_; }
+    /// The most a window may hold: the limit plus its burst.
+    std::int64_t cap() const noexcept { return cap_; }
+    std::size_t entries() const noexcept { return log_.size(); }
 
-    /// The level at `now`: refilled continuously since the last change, never above capacity.
-    double level(clock::time_point now) const {
+    /// The room left at `now`: negative while reservations wait for their start, infinite without a limit.
+    double room(clock::time_point now) const {
         if (!limited()) return std::numeric_limits<double>::infinity();
-        if (now <= stamp_) return level_;
-        // elapsed * limit / period, in this order, keeps whole-second refills exact.
-        return std::min(capacity_, level_ + static_cast<double>((now - stamp_).count()) * limit_ / period_ns_);
+        return static_cast<double>(cap_ - held_at(now)) - claim_at(now);
     }
 
-    /// How long from `now` until the level is back up to `need`, and no sooner than a hold ends.
-    clock::duration wait(double need, clock::time_point now) const {
-        const clock::duration held = hold_until_ > now ? hold_until_ - now : clock::duration::zero();
-        if (!limited()) return held;
-        const double missing = need - level(now);
-        if (missing <= 1e-9) return held;
-        const double ns = std::ceil(missing * period_ns_ / limit_);
-        return std::max(held, clock::duration(static_cast<clock::duration::rep>(std::min(ns, 1e18))));
+    /// The earliest start for `amount` more, no sooner than `now`, any earlier reservation and any
+    /// hold, at which what has not left the window by then leaves room for it. An amount above the
+    /// cap needs the window empty.
+    clock::time_point earliest_start(std::int64_t amount, clock::time_point now) const {
+        if (!limited()) return std::max(now, hold_until_);
+        clock::time_point at = std::max({now, latest_start_, hold_until_});
+        const std::int64_t may_hold_besides = cap_ - std::min(amount, cap_);
+        std::int64_t held = logged_;
+        auto next = log_.begin();
+        const auto leave_until = [&](clock::time_point t) {
+            for (; next != log_.end() && next->leaves <= t; ++next) held -= next->amount;
+        };
+        leave_until(at);
+        for (;;) {
+            if (held <= may_hold_besides) {
+                // The claim drains continuously: its room may come before the next departure.
+                const auto drained = claim_drained_to(static_cast<double>(may_hold_besides - held), at);
+                if (next == log_.end() || drained < next->leaves) return drained;
+            }
+            // Not the end of the log: an empty log holds nothing, and then the claim drains in time.
+            at = next->leaves;
+            leave_until(at);
+        }
     }
 
+    /// Records `amount` starting at `start`, a time earliest_start gave (or later).
+    void reserve(std::int64_t amount, clock::time_point start, clock::time_point now) {
+        if (!limited() || amount <= 0) return;
+        forget_departed(now);
+        latest_start_ = std::max(latest_start_, start);
+        const clock::time_point leaves = start + period_;
+        logged_ += amount;
+        if (!log_.empty() && log_.back().leaves == leaves) {
+            log_.back().amount += amount;
+            return;
+        }
+        log_.push_back({leaves, amount});
+        if (log_.size() > max_entries) halve();
+    }
+
+    /// Changes what the reservation that started at `start` holds by `delta`: the reply's usage
+    /// against the estimate, or minus all of it to give it back. Nothing once it has left.
+    void adjust(clock::time_point start, std::int64_t delta, clock::time_point now) {
+        if (!limited() || delta == 0) return;
+        forget_departed(now);
+        const clock::time_point leaves = start + period_;
+        if (leaves <= now) return;
+        // Its own entry, or the later one it was merged into: entries only ever merge forward.
+        const auto holder = std::lower_bound(log_.begin(), log_.end(), leaves,
+                                             [](const entry& e, clock::time_point t) { return e.leaves < t; });
+        if (holder == log_.end()) return;
+        const std::int64_t change = std::max(delta, -holder->amount);
+        holder->amount += change;
+        logged_ += change;
+        if (holder->amount == 0) log_.erase(holder);
+    }
+
+    /// Lowers the room left to `level` if it is higher (the server knows better).
+    void lower_room_to(double level, clock::time_point now) {
+        if (!limited()) return;
+        forget_departed(now);
+        const double excess = room(now) - level;
+        if (!(excess > 0)) return;  // also a NaN level
+        claim_ = claim_at(now) + excess;
+        claim_since_ = now;
+    }
+
+    /// Lets nothing start before `until`.
+    void hold(clock::time_point until) { hold_until_ = std::max(hold_until_, until); }
     bool held(clock::time_point now) const noexcept { return hold_until_ > now; }
 
-    /// Takes `n` (a negative `n` gives back, up to capacity).
-    void take(double n, clock::time_point now) {
-        if (!limited()) return;
-        settle(now);
-        level_ = std::min(capacity_, level_ - n);
+private:
+    struct entry {
+        clock::time_point leaves;  ///< when the starts it records leave the window
+        std::int64_t amount;
+    };
+
+    double period_ns() const { return static_cast<double>(period_.count()); }
+
+    /// What the log holds at `now`: everything that has not left yet.
+    std::int64_t held_at(clock::time_point now) const {
+        std::int64_t held = logged_;
+        for (const auto& e : log_) {
+            if (e.leaves > now) break;
+            held -= e.amount;
+        }
+        return held;
     }
-    /// Lowers the level to `n` if it is higher (the server knows better).
-    void lower_to(double n, clock::time_point now) {
-        if (!limited()) return;
-        settle(now);
-        level_ = std::min(level_, n);
+
+    double claim_at(clock::time_point t) const {
+        if (claim_ <= 0) return 0;
+        if (t <= claim_since_) return claim_;
+        // elapsed * limit / period, in this order, keeps whole-second drains exact.
+        const double drained =
+            static_cast<double>((t - claim_since_).count()) * static_cast<double>(limit_) / period_ns();
+        return std::max(0.0, claim_ - drained);
     }
-    /// Lets nothing through before `until`.
-    void hold(clock::time_point until) { hold_until_ = std::max(hold_until_, until); }
+
+    /// The first time from `from` at which the claim is down to `level`.
+    clock::time_point claim_drained_to(double level, clock::time_point from) const {
+        const double excess = claim_at(from) - level;
+        if (excess <= 1e-9) return from;
+        const double ns = std::ceil(excess * period_ns() / static_cast<double>(limit_));
+        return from + clock::duration(static_cast<clock::duration::rep>(std::min(ns, 1e18)));
+    }
+
+    void forget_departed(clock::time_point now) {
+        for (; !log_.empty() && log_.front().leaves <= now; log_.pop_front()) logged_ -= log_.front().amount;
+        if (claim_at(now) <= 0) claim_ = 0;
+    }
+
+    /// Keeps the log within max_entries: neighbours merge pairwise into the later of each pair.
+    void halve() {
+        std::size_t kept = 0;
+        for (std::size_t i = 0; i < log_.size(); i += 2) {
+            entry merged = log_[i];
+            if (i + 1 < log_.size()) merged = {log_[i + 1].leaves, merged.amount + log_[i + 1].amount};
+            log_[kept++] = merged;
+        }
+        log_.resize(kept);
+    }
+
+    std::int64_t limit_ = 0, cap_ = 0;
+    clock::duration period_{1};
+    std::deque<entry> log_;    ///< ordered by departure
+    std::int64_t logged_ = 0;  ///< the sum of the log's amounts
+    clock::time_point latest_start_ = clock::time_point::min();
+    clock::time_point hold_until_ = clock::time_point::min();
+    double claim_ = 0;
+    clock::time_point claim_since_{};
+};
+
+/// What the copies of a limiter share: its two windows. Kept apart from the options and the
+/// decisions so that it can move (to a store shared between processes) without changing them.
+struct rate_limit_state {
+    rate_window requests, tokens;
+
+    rate_window& of(rate_limit_kind kind) { return kind == rate_limit_kind::requests ? requests : tokens; }
+    const rate_window& of(rate_limit_kind kind) const { return kind == rate_limit_kind::requests ? requests : tokens; }
+};
+
+/// What a call asks of the limiter.
+struct rate_request {
+    std::int64_t tokens = 0;                   ///< its token estimate
+    std::optional<clock::duration> time_left;  ///< until its deadline, when it has one
+};
+
+/// A call's place in the windows, for the usage correction or the give-back that follows.
+struct rate_reservation {
+    clock::time_point start{};
+    std::int64_t tokens = 0;
+};
+
+enum class rate_refusal {
+    too_large,      ///< more tokens than any window may hold, and oversized_request::reject
+    wait_too_long,  ///< the wait is longer than max_wait
+    past_deadline,  ///< the wait would run to the call's deadline or past it
+};
+
+/// The core's answer: a reservation and the wait until its start, or a refusal.
+struct rate_decision {
+    std::optional<rate_reservation> admitted;
+    std::optional<rate_refusal> refused;
+    /// Until the start; for a refusal, the wait it would have needed (zero: never enough).
+    clock::duration wait = clock::duration::zero();
+    rate_limit_kind limit = rate_limit_kind::tokens;  ///< the budget that set the wait
+    bool by_server = false;                           ///< that budget is held by the server's word
+};
+
+/// The limiter's decisions: given the shared state and the time, when a call may start, or why it
+/// may not; and what a reply changes. It reads no clock and never sleeps: whoever calls it waits.
+class rate_limit_core {
+public:
+    /// Throws std::invalid_argument for options that make no sense.
+    explicit rate_limit_core(rate_limiter_options options) : options_(validated(std::move(options))) {}
+
+    const rate_limiter_options& options() const noexcept { return options_; }
+
+    /// Empty windows of the configured sizes.
+    rate_limit_state fresh_state() const {
+        rate_limit_state s;
+        if (options_.requests > 0) s.requests = rate_window(options_.requests, options_.request_burst, options_.period);
+        if (options_.tokens > 0) s.tokens = rate_window(options_.tokens, options_.token_burst, options_.period);
+        return s;
+    }
+
+    /// Reserves one request and the call's tokens at the earliest start both windows allow, or
+    /// refuses the call, reserving nothing.
+    rate_decision reserve(rate_limit_state& s, const rate_request& call, clock::time_point now) const {
+        rate_decision d;
+        if (s.tokens.limited() && call.tokens > s.tokens.cap() && options_.oversized == oversized_request::reject) {
+            d.refused = rate_refusal::too_large;
+            return d;
+        }
+        // A call without tokens is no part of the tokens window's order, nor held by it.
+        const auto tokens_at = call.tokens > 0 ? s.tokens.earliest_start(call.tokens, now) : now;
+        const auto requests_at = s.requests.earliest_start(1, now);
+        d.limit = tokens_at > requests_at ? rate_limit_kind::tokens : rate_limit_kind::requests;
+        const auto start = std::max(tokens_at, requests_at);
+        d.wait = start - now;
+        d.by_server = s.of(d.limit).held(now);
+        if (d.wait > options_.max_wait) {
+            d.refused = rate_refusal::wait_too_long;
+        } else if (d.wait > clock::duration::zero() && call.time_left && d.wait >= *call.time_left) {
+            d.refused = rate_refusal::past_deadline;
+        }
+        if (d.refused) return d;
+        // Room only grows with time, so the later of the two starts suits both windows.
+        s.requests.reserve(1, start, now);
+        s.tokens.reserve(call.tokens, start, now);
+        d.admitted = rate_reservation{start, call.tokens};
+        return d;
+    }
+
+    /// Takes back a reservation whose call never started (cancelled while waiting).
+    void give_back(rate_limit_state& s, const rate_reservation& r, clock::time_point now) const {
+        s.requests.adjust(r.start, -1, now);
+        s.tokens.adjust(r.start, -r.tokens, now);
+    }
+
+    /// After the attempt: the reply's usage, when it has one, replaces the reserved estimate; and
+    /// with adapt_to_server, the server's headers and 429 lower the room left.
+    void settle(rate_limit_state& s, const rate_reservation& r, const call_context& ctx, const error* failure,
+                clock::time_point now) const {
+        if (r.tokens > 0 && ctx.last_reply.usage) {
+            // A server's absurd count must not overflow the log's sums.
+            const auto used = std::clamp<std::int64_t>(ctx.last_reply.usage->total_tokens, 0, std::int64_t(1) << 50);
+            s.tokens.adjust(r.start, used - r.tokens, now);
+        }
+        if (!options_.adapt_to_server) return;
+        const auto& headers = ctx.last_reply.headers;
+        follow_headers(s.requests, headers, "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", now);
+        follow_headers(s.tokens, headers, "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", now);
+        // Exhausted quota is not a rate: holding calls back would not bring it back.
+        if (failure && failure->kind() == error_kind::rate_limit && failure->code() != "insufficient_quota") {
+            // OpenAI's 429 names the exhausted limit in its type: "requests" or "tokens".
+            auto& w = failure->type() == "tokens" ? s.tokens : s.requests;
+            w.lower_room_to(0, now);
+            if (auto after = failure->retry_after(); after && *after > clock::duration::zero()) w.hold(now + *after);
+        }
+    }
 
 private:
-    void settle(clock::time_point now) {
-        level_ = level(now);
-        stamp_ = std::max(stamp_, now);
+    static rate_limiter_options validated(rate_limiter_options o) {
+        constexpr std::string_view policy = "rate_limiter";
+        constexpr auto most = std::numeric_limits<std::int64_t>::max();
+        require_option(o.requests >= 0, policy, "requests", "must not be negative");
+        require_option(o.tokens >= 0, policy, "tokens", "must not be negative");
+        require_option(o.period > clock::duration::zero(), policy, "period", "must be positive");
+        require_option(o.request_burst >= 0, policy, "request_burst", "must not be negative");
+        require_option(o.token_burst >= 0, policy, "token_burst", "must not be negative");
+        require_option(o.request_burst == 0 || o.requests > 0, policy, "request_burst", "needs a requests limit");
+        require_option(o.token_burst == 0 || o.tokens > 0, policy, "token_burst", "needs a tokens limit");
+        require_option(o.request_burst <= most - o.requests, policy, "request_burst",
+                       "plus requests must fit in 64 bits");
+        require_option(o.token_burst <= most - o.tokens, policy, "token_burst", "plus tokens must fit in 64 bits");
+        require_option(o.expected_completion_tokens >= 0, policy, "expected_completion_tokens", "must not be negative");
+        require_option(o.max_wait >= clock::duration::zero(), policy, "max_wait", "must not be negative");
+        return o;
     }
 
-    double limit_ = 0, capacity_ = 0, period_ns_ = 1, level_ = 0;
-    clock::time_point stamp_{};
-    clock::time_point hold_until_ = clock::time_point::min();
+    static void follow_headers(rate_window& w, const response_headers& headers, std::string_view remaining_name,
+                               std::string_view reset_name, clock::time_point now) {
+        const auto remaining_text = headers.find(remaining_name);
+        if (!remaining_text) return;
+        const auto remaining = parse_decimal(*remaining_text);
+        if (!remaining || *remaining < 0) return;
+        w.lower_room_to(*remaining, now);
+        if (*remaining < 1)
+            if (auto reset = parse_reset_duration(headers.get(reset_name))) w.hold(now + *reset);
+    }
+
+    const rate_limiter_options options_;
 };
 
 }  // namespace detail
 
-/// Client-side RPM and TPM limits as a policy: see the top of this file. Place it inside a retry
-/// so that every attempt is counted. Copies share their buckets; thread-safe.
+/// Client-side RPM and TPM caps as a policy: see the top of this file. Place it inside a retry so
+/// that every attempt is counted. Copies share their windows; thread-safe.
 class rate_limiter {
 public:
-    /// Throws std::invalid_argument for negative limits, a burst below 1 or a period of 0.
+    /// Throws std::invalid_argument for negative limits or bursts, a burst without its limit, or a
+    /// period of 0.
     explicit rate_limiter(rate_limiter_options options = {}, sturdy::timing timing = {})
-        : state_(std::make_shared<state>(std::move(options), std::move(timing))) {}
+        : shared_(std::make_shared<shared>(std::move(options), std::move(timing))) {}
 
-    const rate_limiter_options& options() const noexcept { return state_->options; }
+    const rate_limiter_options& options() const noexcept { return shared_->core.options(); }
 
-    /// The budget left now: negative when callers are waiting for it, infinite without a limit.
+    /// The room left now: negative when callers are waiting for it, infinite without a limit.
     double available(rate_limit_kind kind) const {
-        std::lock_guard<std::mutex> lock(state_->mutex);
-        return bucket(kind).level(state_->timing.clock->now());
+        std::lock_guard<std::mutex> lock(shared_->mutex);
+        return shared_->state.of(kind).room(shared_->timing.clock->now());
     }
 
-    /// The tokens a call is charged before its attempt: the prompt estimate, plus for chat the
+    /// The tokens a call reserves before its attempt: the prompt estimate, plus for chat the
     /// reply's `max_tokens` or `expected_completion_tokens`.
     std::int64_t estimate(const call_context& ctx) const {
         std::int64_t n = std::max<std::int64_t>(ctx.estimated_prompt_tokens, 0);
         if (ctx.op == operation::chat || ctx.op == operation::chat_stream)
-            n += ctx.max_output_tokens ? std::max<std::int64_t>(*ctx.max_output_tokens, 0) : state_->options.expected_completion_tokens;
+            n += ctx.max_output_tokens ? std::max<std::int64_t>(*ctx.max_output_tokens, 0)
+                                       : options().expected_completion_tokens;
         return n;
     }
 
     template <class Attempt>
     auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+        const auto& o = options();
         const std::int64_t tokens = estimate(ctx);
-        auto p = reserve(ctx, tokens);
-        if (p.event && state_->options.on_rate_limited) state_->options.on_rate_limited(*p.event);
-        if (p.refusal) {
-            ctx.state->note_error(*p.refusal);  // no attempt will record it
-            return *p.refusal;
+        const auto decision = decide(ctx, tokens);
+        if ((decision.refused || decision.wait > clock::duration::zero()) && o.on_rate_limited)
+            o.on_rate_limited(rate_limited_event{o.name, ctx.op, ctx.effective_model(), decision.limit, decision.wait,
+                                                 decision.refused.has_value(), tokens});
+        if (decision.refused) {
+            auto refused = refusal(decision, tokens);
+            ctx.state->note_error(refused);  // no attempt will record it
+            return refused;
         }
-        if (p.wait > clock::duration::zero() && !state_->timing.clock->sleep_for(p.wait, ctx.cancel)) {
-            give_back(tokens);
-            return error(error_kind::cancelled, "cancelled while waiting for rate limiter '" + state_->options.name + "'");
+        const auto& reservation = *decision.admitted;
+        if (decision.wait > clock::duration::zero() && !shared_->timing.clock->sleep_for(decision.wait, ctx.cancel)) {
+            std::lock_guard<std::mutex> lock(shared_->mutex);
+            shared_->core.give_back(shared_->state, reservation, shared_->timing.clock->now());
+            return error(error_kind::cancelled, "cancelled while waiting for rate limiter '" + o.name + "'");
         }
         auto outcome = attempt(ctx);
-        observe(ctx, tokens, outcome ? nullptr : &outcome.error());
+        {
+            std::lock_guard<std::mutex> lock(shared_->mutex);
+            shared_->core.settle(shared_->state, reservation, ctx, outcome ? nullptr : &outcome.error(),
+                                 shared_->timing.clock->now());
+        }
         return outcome;
     }
 
 private:
-    struct state {
-        state(rate_limiter_options o, sturdy::timing t) : options(std::move(o)), timing(std::move(t)) {
-            constexpr std::string_view policy = "rate_limiter";
-            detail::require_option(options.requests >= 0, policy, "requests", "must not be negative");
-            detail::require_option(options.tokens >= 0, policy, "tokens", "must not be negative");
-            detail::require_option(options.period > clock::duration::zero(), policy, "period", "must be positive");
-            detail::require_option(options.request_burst.value_or(1) >= 1, policy, "request_burst",
-                                   "must be at least 1");
-            detail::require_option(options.token_burst.value_or(1) >= 1, policy, "token_burst", "must be at least 1");
-            detail::require_option(options.expected_completion_tokens >= 0, policy, "expected_completion_tokens",
-                                   "must not be negative");
-            detail::require_option(options.max_wait >= clock::duration::zero(), policy, "max_wait",
-                                   "must not be negative");
-            const auto now = timing.clock->now();
-            if (options.requests > 0)
-                requests = detail::token_bucket(options.requests, options.request_burst.value_or(options.requests), options.period, now);
-            if (options.tokens > 0)
-                tokens = detail::token_bucket(options.tokens, options.token_burst.value_or(options.tokens), options.period, now);
-        }
-        const rate_limiter_options options;
+    struct shared {
+        shared(rate_limiter_options o, sturdy::timing t)
+            : core(std::move(o)), timing(std::move(t)), state(core.fresh_state()) {}
+        const detail::rate_limit_core core;
         const sturdy::timing timing;
         std::mutex mutex;
-        detail::token_bucket requests, tokens;
+        detail::rate_limit_state state;
     };
 
-    struct plan {
-        clock::duration wait = clock::duration::zero();
-        std::optional<error> refusal;
-        std::optional<rate_limited_event> event;
-    };
-
-    detail::token_bucket& bucket(rate_limit_kind kind) const {
-        return kind == rate_limit_kind::requests ? state_->requests : state_->tokens;
+    /// Reads the time and the deadline under the lock, so that reservations follow arrival order.
+    detail::rate_decision decide(const call_context& ctx, std::int64_t tokens) const {
+        detail::rate_request call{tokens, std::nullopt};
+        std::lock_guard<std::mutex> lock(shared_->mutex);
+        const auto now = shared_->timing.clock->now();
+        if (ctx.deadline.is_set()) call.time_left = ctx.deadline.remaining();
+        return shared_->core.reserve(shared_->state, call, now);
     }
 
     std::string describe(rate_limit_kind kind) const {
-        const auto& b = bucket(kind);
-        if (!b.limited()) return "the server's " + std::string(to_string(kind)) + " limit";
-        return "the " + std::string(to_string(kind)) + " limit (" + std::to_string(static_cast<std::int64_t>(b.limit())) + " per " +
-               detail::duration_text(state_->options.period) + ")";
+        const auto& o = options();
+        const bool requests = kind == rate_limit_kind::requests;
+        const std::int64_t limit = requests ? o.requests : o.tokens;
+        const std::int64_t burst = requests ? o.request_burst : o.token_burst;
+        const std::string what(to_string(kind));
+        if (limit == 0) return "the server's " + what + " limit";
+        return "the " + what + " limit (" + std::to_string(limit) +
+               (burst > 0 ? " + " + std::to_string(burst) + " burst" : "") + " per " + detail::duration_text(o.period) +
+               ")";
     }
 
-    error refusal(std::string_view code, std::string message, std::optional<clock::duration> wait) const {
-        error_details d;
-        d.code = std::string(code);
-        d.message = "rate limiter '" + state_->options.name + "' refused the call: " + std::move(message);
-        if (wait) d.retry_after = std::chrono::ceil<std::chrono::milliseconds>(*wait);
-        return error(error_kind::rate_limited, std::move(d));
-    }
-
-    /// Takes the call's share of both buckets and says how long to wait, or refuses the call.
-    plan reserve(const call_context& ctx, std::int64_t tokens) const {
-        auto& s = *state_;
-        const auto& o = s.options;
-        plan p;
-        rate_limited_event event{o.name, ctx.op, ctx.effective_model(), rate_limit_kind::tokens, clock::duration::zero(), true, tokens};
-        std::lock_guard<std::mutex> lock(s.mutex);
-        const auto now = s.timing.clock->now();
-        const auto n = static_cast<double>(tokens);
-        const bool oversized = s.tokens.limited() && n > s.tokens.capacity();
-        if (oversized && o.oversized == oversized_request::reject) {
-            p.refusal = refusal(error_codes::request_too_large, "the request's ~" + std::to_string(tokens) + " tokens exceed " + describe(rate_limit_kind::tokens) +
-                                    ", whose bucket holds " + std::to_string(static_cast<std::int64_t>(s.tokens.capacity())),
-                                std::nullopt);
-            p.event = event;
-            return p;
+    error refusal(const detail::rate_decision& d, std::int64_t tokens) const {
+        const auto& o = options();
+        error_details details;
+        std::string why;
+        switch (*d.refused) {
+            case detail::rate_refusal::too_large:
+                details.code = std::string(error_codes::request_too_large);
+                why = "the request's ~" + std::to_string(tokens) + " tokens exceed " +
+                      describe(rate_limit_kind::tokens) + ": no window may hold them";
+                break;  // and no retry hint: no wait would make room
+            case detail::rate_refusal::wait_too_long:
+            case detail::rate_refusal::past_deadline:
+                details.code = std::string(d.limit == rate_limit_kind::tokens ? error_codes::tokens_limit
+                                                                              : error_codes::requests_limit);
+                why = describe(d.limit) + " has no room for another " + detail::duration_text(d.wait) +
+                      (d.by_server ? " (as the server said)" : "") + ", " +
+                      (*d.refused == detail::rate_refusal::wait_too_long
+                           ? "longer than max_wait (" + detail::duration_text(o.max_wait) + ")"
+                           : std::string("past the call's deadline"));
+                details.retry_after = std::chrono::ceil<std::chrono::milliseconds>(d.wait);
+                break;
         }
-        // An oversized call waits for a full bucket, then takes more than it holds.
-        const auto token_wait = tokens > 0 ? s.tokens.wait(std::min(n, s.tokens.capacity()), now) : clock::duration::zero();
-        const auto request_wait = s.requests.wait(1, now);
-        event.limit = token_wait > request_wait ? rate_limit_kind::tokens : rate_limit_kind::requests;
-        event.wait = std::max(token_wait, request_wait);
-        if (event.wait > clock::duration::zero()) {
-            std::string why;
-            if (event.wait > o.max_wait) why = "longer than max_wait (" + detail::duration_text(o.max_wait) + ")";
-            else if (ctx.deadline.is_set() && event.wait >= ctx.deadline.remaining()) why = "past the call's deadline";
-            if (!why.empty()) {
-                const bool by_server = bucket(event.limit).held(now);
-                p.refusal = refusal(event.limit == rate_limit_kind::tokens ? error_codes::tokens_limit : error_codes::requests_limit,
-                                    describe(event.limit) + " has no room for another " + detail::duration_text(event.wait) +
-                                        (by_server ? " (as the server said)" : "") + ", " + why,
-                                    event.wait);
-                p.event = event;
-                return p;
-            }
-            event.rejected = false;
-            p.event = event;
-        }
-        s.requests.take(1, now);
-        if (tokens > 0) s.tokens.take(n, now);
-        p.wait = event.wait;
-        return p;
+        details.message = "rate limiter '" + o.name + "' refused the call: " + why;
+        return error(error_kind::rate_limited, std::move(details));
     }
 
-    void give_back(std::int64_t tokens) const {
-        std::lock_guard<std::mutex> lock(state_->mutex);
-        const auto now = state_->timing.clock->now();
-        state_->requests.take(-1, now);
-        if (tokens > 0) state_->tokens.take(-static_cast<double>(tokens), now);
-    }
-
-    /// After the attempt: the reply's usage replaces the estimate; the server's limits lower ours.
-    void observe(const call_context& ctx, std::int64_t tokens, const error* failure) const {
-        auto& s = *state_;
-        std::lock_guard<std::mutex> lock(s.mutex);
-        const auto now = s.timing.clock->now();
-        if (tokens > 0 && ctx.last_reply.usage)
-            s.tokens.take(static_cast<double>(ctx.last_reply.usage->total_tokens - tokens), now);
-        if (!s.options.adapt_to_server) return;
-        follow_headers(s.requests, ctx.last_reply.headers, "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", now);
-        follow_headers(s.tokens, ctx.last_reply.headers, "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", now);
-        // Exhausted quota is not a rate: holding calls back would not bring it back.
-        if (failure && failure->kind() == error_kind::rate_limit && failure->code() != "insufficient_quota") {
-            // OpenAI's 429 names the exhausted limit in its type: "requests" or "tokens".
-            auto& b = failure->type() == "tokens" ? s.tokens : s.requests;
-            b.lower_to(0, now);
-            if (auto after = failure->retry_after(); after && *after > clock::duration::zero()) b.hold(now + *after);
-        }
-    }
-
-    static void follow_headers(detail::token_bucket& b, const response_headers& headers, std::string_view remaining_name,
-                               std::string_view reset_name, clock::time_point now) {
-        const auto remaining_text = headers.find(remaining_name);
-        if (!remaining_text) return;
-        const auto remaining = detail::parse_decimal(*remaining_text);
-        if (!remaining || *remaining < 0) return;
-        b.lower_to(*remaining, now);
-        if (*remaining < 1)
-            if (auto reset = parse_reset_duration(headers.get(reset_name))) b.hold(now + *reset);
-    }
-
-    std::shared_ptr<state> state_;
+    std::shared_ptr<shared> shared_;
 };
 
 }  // namespace sturdy

@@ -25,6 +25,7 @@
 #include <sturdy/error.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/outcome_window.hpp>
 #include <sturdy/detail/routing.hpp>
 
@@ -47,17 +48,33 @@ namespace sturdy {
 
 /// When an arm is taken out of the split: its weight (and shadow share) drop to 0 once its error
 /// rate or its latency over the window crosses a threshold, judged from `min_samples` outcomes on.
-/// Outcomes are the arm's live and shadow calls, each timed on the split's clock from the call to
-/// the arm until its policy returned (the whole stream, for streams). Calls cancelled by the caller
-/// are not counted.
+/// Outcomes are the arm's live and shadow calls; calls cancelled by the caller are not counted.
+///
+/// A call's latency is its arm's answering attempt's (else its last attempt's) as the client saw
+/// the transport: from sending the request to the reply, or to the first content for a stream
+/// (`call_context::last_reply.latency`). Waits of the client's own making inside the arm (its rate
+/// limiter's or bulkhead's queue, its retry's backoff) are not the arm's latency; a call its own
+/// policy refused without an attempt counts for the error rate but has no latency.
+///
+/// Ramping up: the guard can judge only once the window holds `min_samples` outcomes. An arm with
+/// a fraction w of R calls/s (plus its shadow copies) gets them in min_samples / (w * R) seconds,
+/// so the window must be at least that long or the guard never judges. At 10% of 5 calls/s, the
+/// default 20 samples take 20 / (0.1 * 5) = 40 s, within the default one-minute window; at 10% of
+/// 2 calls/s they take 100 s, and a one-minute window never holds them: make it 2 to 3 minutes,
+/// or lower `min_samples`. Below 100 samples a p99 is the slowest call in the window, so one call
+/// above `max_latency` rolls back.
 struct rollback_guard {
+    /// How far back outcomes count; positive.
     clock::duration window = std::chrono::minutes(1);
+    /// Outcomes the window must hold before the guard judges; at least 1.
     std::uint64_t min_samples = 20;
     /// Roll back when the share of failed calls in the window is above this (0..1).
     std::optional<double> max_error_rate;
     /// Roll back when `latency_percentile` of the call latencies in the window is above this.
-    /// Percentiles are read from bins 15% wide, at the bin's upper edge.
+    /// The percentile is nearest-rank: the ceil(p * n)-th fastest of the window's n latencies,
+    /// read within 1% and never below it (detail::latency_histogram).
     std::optional<clock::duration> max_latency;
+    /// In (0, 1]: 0.99 is the p99.
     double latency_percentile = 0.99;
     /// Which errors count as failures. Empty: the default, every error.
     std::function<bool(const error&)> counts_as_error = any_error;
@@ -110,7 +127,7 @@ struct rollback_event {
     const route& arm;
     rollback_reason reason;
     double error_rate;  ///< failed share of the window's calls
-    std::optional<std::chrono::microseconds> latency;  ///< the guard's latency percentile over the window
+    std::optional<std::chrono::microseconds> latency;  ///< the guard's latency percentile over the window, as judged
     std::uint64_t samples;                             ///< calls in the window
 };
 
@@ -118,6 +135,8 @@ struct rollback_event {
 struct split_outcome {
     const route& arm;
     std::optional<error> failure;  ///< unset: it answered
+    /// Its answering (else last) attempt's, as the rollback guard counts it (`rollback_guard`);
+    /// zero when its policy made no attempt.
     std::chrono::microseconds latency{0};
     bool ok() const noexcept { return !failure; }
 };
@@ -157,16 +176,66 @@ struct split_arm_stats {
     std::uint64_t shadow_cut = 0;       ///< of those, cancelled after `shadow_wait`
     std::uint64_t window_calls = 0;  ///< live and shadow outcomes in the window
     double window_error_rate = 0;    ///< of those, the share that failed
-    std::optional<std::chrono::microseconds> window_latency;  ///< at the guard's percentile (p99 without a guard)
+    /// At the guard's percentile (p99 without a guard), read as the guard reads it.
+    std::optional<std::chrono::microseconds> window_latency;
 };
 
 namespace detail {
 
+/// What the rollback guard judges an arm by: the latency of its answering attempt (the first to
+/// answer, so a hedge race's winner), else of its last one, as each attempt reported it. Wraps the
+/// attempts given to the arm's policy, so the waits that policy makes around them (a limiter, a
+/// bulkhead, a retry's backoff) are left out.
+class attempt_latency {
+public:
+    explicit attempt_latency(const sturdy::clock& clock) : clock_(clock) {}
+    attempt_latency(const attempt_latency&) = delete;
+    attempt_latency& operator=(const attempt_latency&) = delete;
+
+    /// `attempt`, noting each call's latency; it must outlive the returned callable.
+    template <class Attempt>
+    auto around(Attempt& attempt) {
+        return [this, &attempt](call_context& ctx) -> decltype(attempt(ctx)) {
+            const auto started = clock_.now();
+            auto outcome = attempt(ctx);
+            // The client's attempts report the transport's time (to the first content, for a
+            // stream); one that reports none (a stream that failed before content, an attempt
+            // function of the caller's) is timed here, around itself only.
+            const auto reported = ctx.last_reply.latency;
+            note(reported > std::chrono::microseconds::zero()
+                     ? reported
+                     : std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - started),
+                 static_cast<bool>(outcome));
+            return outcome;
+        };
+    }
+
+    /// Nullopt when the arm made no attempt (its own breaker or limiter refused the call).
+    std::optional<std::chrono::microseconds> latency() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return latency_;
+    }
+
+private:
+    void note(std::chrono::microseconds latency, bool answered) {
+        std::lock_guard<std::mutex> lock(mutex_);  // hedged attempts inside the arm end on their own threads
+        if (answered_) return;
+        latency_ = latency;
+        answered_ = answered;
+    }
+
+    const sturdy::clock& clock_;
+    mutable std::mutex mutex_;
+    std::optional<std::chrono::microseconds> latency_;
+    bool answered_ = false;
+};
+
 /// A shadow call beside a live one: a copy of the context that is silent, with its own call
 /// state (no share in the live call's commit or attempt count) and its own cancellation.
 struct shadow_run {
-    shadow_run(const call_context& live, std::size_t arm_index, std::shared_ptr<const sturdy::route> to)
-        : arm(arm_index), stop(live.cancel), ctx(live) {
+    shadow_run(const call_context& live, std::size_t arm_index, std::shared_ptr<const sturdy::route> to,
+               const sturdy::clock& clock)
+        : arm(arm_index), stop(live.cancel), ctx(live), latency(clock) {
         ctx.state = &state;
         ctx.silent = true;
         ctx.cancel = stop.token();
@@ -189,20 +258,25 @@ struct shadow_run {
     cancellation_source finished;  // fired by the shadow's thread when its outcome is in
     call_context ctx;
     std::optional<error> failure;
-    std::chrono::microseconds latency{0};
+    attempt_latency latency;
     bool cut = false;
     std::thread thread;
 };
 
 }  // namespace detail
 
-/// Sends each call to one arm, drawn by weight with the injected random source, or to the first
-/// arm named in the call's `request_options::route_order` (weights aside: a call may pin an arm).
-/// When every weight is 0 the first arm takes the calls. The live arm is reported as
-/// `call_info::route`. Weights and shadow shares change at run time, from any thread; copies
-/// share them.
+/// Sends each call to one arm, drawn by weight with the injected random source. When every weight
+/// is 0 the first arm takes the calls. The live arm is reported as `call_info::route`. Weights
+/// and shadow shares change at run time, from any thread; copies share them.
+///
+/// A call may choose its arm, weights and rollbacks aside, as it chooses a fallback chain's target
+/// (detail::route_plan): `request_options::pinned_route` sends it to that arm only, and an arm
+/// the split does not have is invalid_argument. A pinned arm that fails fails the call with its
+/// own error, and a pinned call is never copied to shadows: it asked for that one route. Else the
+/// first arm named in `request_options::route_order`, if any, takes it, shadows alongside.
 class traffic_split {
 public:
+    /// Throws std::invalid_argument for a guard whose options make no sense (`rollback_guard`).
     explicit traffic_split(std::vector<split_arm> arms, split_options options = {}, sturdy::timing timing = {});
 
     template <class Attempt>
@@ -223,12 +297,9 @@ public:
 private:
     struct arm_state {
         arm_state(split_arm&& a, std::size_t index)
-            : route(detail::share_route(std::move(a.route), index)),
-              policy(std::move(a.policy)),
-              guard(std::move(a.guard)),
-              weight(std::max(a.weight, 0.0)),
-              shadow(std::clamp(a.shadow, 0.0, 1.0)),
-              window(guard ? guard->window : std::chrono::minutes(1)) {}
+            : route(detail::share_route(std::move(a.route), index)), policy(std::move(a.policy)),
+              guard(checked(std::move(a.guard))), weight(std::max(a.weight, 0.0)),
+              shadow(std::clamp(a.shadow, 0.0, 1.0)), window(guard ? guard->window : std::chrono::minutes(1)) {}
 
         std::shared_ptr<const sturdy::route> route;
         any_policy policy;
@@ -246,6 +317,13 @@ private:
         mutable std::mutex mutex;
         std::vector<arm_state> arms;
     };
+    /// How an arm did on one call, live or shadow, as its guard counts it.
+    struct arm_outcome {
+        const std::optional<error>& failure;
+        std::optional<std::chrono::microseconds> latency;
+        bool shadow;
+        bool cut;
+    };
     struct rollback {
         std::size_t arm;
         rollback_reason reason;
@@ -254,13 +332,10 @@ private:
         std::uint64_t samples;
     };
 
-    std::size_t pick(const call_context& ctx, double draw) const;
-    std::optional<rollback> record(std::size_t arm, const std::optional<error>& failure, std::chrono::microseconds latency,
-                                   bool shadow, bool cut) const;
+    static std::optional<rollback_guard> checked(std::optional<rollback_guard> guard);
+    std::size_t pick(const call_context& ctx, const std::vector<std::size_t>& plan, double draw) const;
+    std::optional<rollback> record(std::size_t arm, const arm_outcome& outcome, clock::time_point now) const;
     void report(const std::optional<rollback>& r) const;
-    std::chrono::microseconds since(clock::time_point start) const {
-        return std::chrono::duration_cast<std::chrono::microseconds>(state_->timing.clock->now() - start);
-    }
     template <class Attempt>
     void start_shadow(detail::shadow_run& run, Attempt& attempt) const;
     void await_shadows(std::vector<std::unique_ptr<detail::shadow_run>>& runs) const;
@@ -277,27 +352,45 @@ inline traffic_split::traffic_split(std::vector<split_arm> arms, split_options o
     for (std::size_t i = 0; i < arms.size(); ++i) state_->arms.emplace_back(std::move(arms[i]), i);
 }
 
+inline std::optional<rollback_guard> traffic_split::checked(std::optional<rollback_guard> guard) {
+    if (!guard) return guard;
+    constexpr std::string_view policy = "traffic_split";
+    detail::require_option(guard->window > clock::duration::zero(), policy, "rollback_guard.window",
+                           "must be positive");
+    detail::require_option(guard->min_samples >= 1, policy, "rollback_guard.min_samples", "must be at least 1");
+    detail::require_option(guard->latency_percentile > 0 && guard->latency_percentile <= 1, policy,
+                           "rollback_guard.latency_percentile", "must be in (0, 1]");
+    detail::require_option(!guard->max_error_rate || (*guard->max_error_rate >= 0 && *guard->max_error_rate <= 1),
+                           policy, "rollback_guard.max_error_rate", "must be in [0, 1]");
+    detail::require_option(!guard->max_latency || *guard->max_latency >= clock::duration::zero(), policy,
+                           "rollback_guard.max_latency", "must not be negative");
+    return guard;
+}
+
 template <class Attempt>
 auto traffic_split::execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
     using outcome_type = decltype(attempt(ctx));
     auto& s = *state_;
     if (s.arms.empty()) return attempt(ctx);
+    const auto plan = detail::route_plan(s.arms, ctx);
+    if (!plan) return plan.error();
 
     const double draw = s.timing.random->next_unit();
     std::size_t live = 0;
     std::vector<std::pair<std::size_t, double>> shadow_shares;
     {
         std::lock_guard<std::mutex> lock(s.mutex);
-        live = pick(ctx, draw);
-        for (std::size_t i = 0; i < s.arms.size(); ++i)
-            if (i != live && s.arms[i].shadow > 0) shadow_shares.emplace_back(i, s.arms[i].shadow);
+        live = pick(ctx, *plan, draw);
+        if (ctx.pinned_route.empty())
+            for (std::size_t i = 0; i < s.arms.size(); ++i)
+                if (i != live && s.arms[i].shadow > 0) shadow_shares.emplace_back(i, s.arms[i].shadow);
     }
 
     // Shadows start first, so they run beside the live call rather than after it.
     std::vector<std::unique_ptr<detail::shadow_run>> shadows;
     for (const auto& [arm, share] : shadow_shares) {
         if (share < 1.0 && s.timing.random->next_unit() >= share) continue;
-        shadows.push_back(std::make_unique<detail::shadow_run>(ctx, arm, s.arms[arm].route));
+        shadows.push_back(std::make_unique<detail::shadow_run>(ctx, arm, s.arms[arm].route, *s.timing.clock));
         try {
             start_shadow(*shadows.back(), attempt);
         } catch (const std::system_error&) {
@@ -307,23 +400,27 @@ auto traffic_split::execute(call_context& ctx, Attempt&& attempt) const -> declt
 
     const arm_state& chosen = s.arms[live];
     ctx.state->note_route(chosen.route->name, false);
-    const auto started = s.timing.clock->now();
+    detail::attempt_latency latency(*s.timing.clock);
     outcome_type outcome = [&]() -> outcome_type {
         detail::scoped_route at(ctx, chosen.route);
-        return chosen.policy.execute(ctx, attempt);
+        return chosen.policy.execute(ctx, latency.around(attempt));
     }();
-    const auto latency = since(started);
     std::optional<error> failure;
     if (!outcome) failure = outcome.error();
-    report(record(live, failure, latency, false, false));
+    report(record(live, arm_outcome{failure, latency.latency(), false, false}, s.timing.clock->now()));
 
     if (!shadows.empty()) {
         await_shadows(shadows);
+        const auto now = s.timing.clock->now();
         for (const auto& run : shadows) {
-            report(record(run->arm, run->failure, run->latency, true, run->cut));
-            if (s.options.on_shadow)
-                s.options.on_shadow(shadow_event{ctx.op, split_outcome{*chosen.route, failure, latency},
-                                                 split_outcome{*s.arms[run->arm].route, run->failure, run->latency}, run->cut});
+            const auto shadow_latency = run->latency.latency();
+            report(record(run->arm, arm_outcome{run->failure, shadow_latency, true, run->cut}, now));
+            if (s.options.on_shadow) {
+                const auto zero = std::chrono::microseconds::zero();
+                s.options.on_shadow(shadow_event{
+                    ctx.op, split_outcome{*chosen.route, failure, latency.latency().value_or(zero)},
+                    split_outcome{*s.arms[run->arm].route, run->failure, shadow_latency.value_or(zero)}, run->cut});
+            }
         }
     }
     return outcome;
@@ -333,15 +430,13 @@ template <class Attempt>
 void traffic_split::start_shadow(detail::shadow_run& run, Attempt& attempt) const {
     run.thread = std::thread([this, &run, &attempt] {
         const arm_state& arm = state_->arms[run.arm];
-        const auto started = state_->timing.clock->now();
         try {
-            auto out = arm.policy.execute(run.ctx, attempt);
+            auto out = arm.policy.execute(run.ctx, run.latency.around(attempt));
             if (!out) run.failure = out.error();
         } catch (const std::exception& e) {
             // A shadow must not take the process down; its exception is its failure.
             run.failure = error(error_kind::invalid_response, std::string("the shadow attempt threw: ") + e.what());
         }
-        run.latency = since(started);
         run.finished.cancel();
     });
 }
@@ -366,12 +461,14 @@ inline void traffic_split::await_shadows(std::vector<std::unique_ptr<detail::sha
     }
 }
 
-inline std::size_t traffic_split::pick(const call_context& ctx, double draw) const {
+inline std::size_t traffic_split::pick(const call_context& ctx, const std::vector<std::size_t>& plan,
+                                       double draw) const {
     const auto& arms = state_->arms;
-    for (const auto& name : ctx.route_order) {
-        const auto i = detail::find_route(arms, name);
-        if (i < arms.size()) return i;
-    }
+    // The plan puts the call's own choice first: its pinned arm, or the first of its route_order.
+    const std::size_t chosen = plan.front();
+    if (!ctx.pinned_route.empty() ||
+        std::find(ctx.route_order.begin(), ctx.route_order.end(), arms[chosen].route->name) != ctx.route_order.end())
+        return chosen;
     double total = 0;
     for (const auto& a : arms) total += a.weight;
     if (total <= 0) return 0;
@@ -387,23 +484,24 @@ inline std::size_t traffic_split::pick(const call_context& ctx, double draw) con
     return last;  // draw * total rounded up to the total
 }
 
-inline std::optional<traffic_split::rollback> traffic_split::record(std::size_t arm, const std::optional<error>& failure,
-                                                                    std::chrono::microseconds latency, bool shadow, bool cut) const {
-    const auto now = state_->timing.clock->now();
+// The guard's decision: a function of the outcome and the time given, under the split's lock.
+inline std::optional<traffic_split::rollback> traffic_split::record(std::size_t arm, const arm_outcome& outcome,
+                                                                    clock::time_point now) const {
+    const auto& failure = outcome.failure;
     std::lock_guard<std::mutex> lock(state_->mutex);
     arm_state& a = state_->arms[arm];
-    if (shadow) {
+    if (outcome.shadow) {
         ++a.shadow_calls;
         if (failure) ++a.shadow_failures;
-        if (cut) ++a.shadow_cut;
+        if (outcome.cut) ++a.shadow_cut;
     } else {
         ++a.calls;
         if (failure) ++a.failures;
     }
     // A call the caller cancelled says nothing of the arm; one cut for time says it was slow.
-    if (failure && failure->kind() == error_kind::cancelled && !cut) return std::nullopt;
-    const bool failed = failure && !cut && (!a.guard || matches(a.guard->counts_as_error, any_error, *failure));
-    a.window.record(now, failed, latency);
+    if (failure && failure->kind() == error_kind::cancelled && !outcome.cut) return std::nullopt;
+    const bool failed = failure && !outcome.cut && (!a.guard || matches(a.guard->counts_as_error, any_error, *failure));
+    a.window.record(now, failed, outcome.latency);
 
     if (!a.guard || a.rolled_back) return std::nullopt;
     const rollback_guard& g = *a.guard;

@@ -32,25 +32,41 @@ TEST_CASE("outcome window: old slices expire as time moves on", "[window]") {
     CHECK(w.sums(at(milliseconds(20600))).calls == 1);
 }
 
-TEST_CASE("outcome window: percentiles within the bins' 15%", "[window]") {
+TEST_CASE("outcome window: nearest-rank percentiles, within 1% and never below", "[window]") {
     outcome_window w(seconds(60));
     for (int i = 1; i <= 100; ++i) w.record(at(milliseconds(i)), false, milliseconds(i));
     auto p50 = w.percentile(at(milliseconds(100)), 0.5);
     auto p99 = w.percentile(at(milliseconds(100)), 0.99);
     REQUIRE(p50);
     REQUIRE(p99);
-    CHECK(*p50 >= milliseconds(50));
-    CHECK(*p50 <= milliseconds(58));
-    CHECK(*p99 >= milliseconds(99));
-    CHECK(*p99 <= milliseconds(114));
+    CHECK(*p50 >= milliseconds(50));  // the 50th of 100
+    CHECK(*p50 <= microseconds(50500));
+    CHECK(*p99 >= milliseconds(99));  // the 99th
+    CHECK(*p99 <= microseconds(99990));
+    CHECK(w.percentile(at(milliseconds(100)), 1.0) == milliseconds(100));  // the slowest, exactly
     CHECK(w.timed(at(milliseconds(100))) == 100);
     CHECK_FALSE(outcome_window(seconds(1)).percentile(at(milliseconds(0)), 0.5).has_value());
 }
 
-TEST_CASE("outcome window: extreme latencies land in the end bins", "[window]") {
+TEST_CASE("outcome window: latencies leave the percentile with their slice", "[window]") {
+    outcome_window w(seconds(10), 10);  // 1 s slices
+    for (int i = 0; i < 5; ++i) w.record(at(milliseconds(0)), false, seconds(3));
+    for (int i = 0; i < 95; ++i) w.record(at(milliseconds(5000)), false, milliseconds(200));
+    w.record(at(milliseconds(5000)), false);  // a call without a latency counts, but not here
+    CHECK(w.percentile(at(milliseconds(9999)), 0.99) == seconds(3));
+    CHECK(w.timed(at(milliseconds(9999))) == 100);
+    CHECK(w.percentile(at(milliseconds(10000)), 0.99) == milliseconds(200));  // the 3 s ones are out
+    CHECK(w.timed(at(milliseconds(10000))) == 95);
+    CHECK(w.sums(at(milliseconds(10000))).calls == 96);
+    w.clear();
+    CHECK_FALSE(w.percentile(at(milliseconds(10000)), 0.99).has_value());
+}
+
+TEST_CASE("outcome window: extreme latencies are read exactly at the ends", "[window]") {
     outcome_window w(seconds(60));
     w.record(at(milliseconds(0)), false, microseconds(1));
-    w.record(at(milliseconds(0)), false, hours(2));
-    CHECK(*w.percentile(at(milliseconds(0)), 0.0) <= microseconds(10));
-    CHECK(*w.percentile(at(milliseconds(0)), 1.0) >= seconds(500));
+    w.record(at(milliseconds(0)), false, hours(30));  // beyond the histogram's last bucket
+    CHECK(w.percentile(at(milliseconds(0)), 0.0) == microseconds(1));
+    CHECK(w.percentile(at(milliseconds(0)), 0.5) == microseconds(1));
+    CHECK(w.percentile(at(milliseconds(0)), 1.0) == hours(30));
 }

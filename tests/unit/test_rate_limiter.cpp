@@ -7,7 +7,10 @@
 
 #include "support/catch.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +44,25 @@ sturdy::rate_limiter per_minute(sturdy::testing::fake_clock& fake, std::int64_t 
     return sturdy::rate_limiter(o, fake.timing());
 }
 
+/// `requests` per `period`, nothing else.
+sturdy::rate_limiter requests_per(sturdy::testing::fake_clock& fake, std::int64_t requests,
+                                  sturdy::clock::duration period) {
+    sturdy::rate_limiter_options o;
+    o.name = "test-limiter";
+    o.requests = requests;
+    o.period = period;
+    return sturdy::rate_limiter(o, fake.timing());
+}
+
+/// An attempt that notes when it started, on the fake clock, and then does `then`.
+attempt_fn noting_start(sturdy::testing::fake_clock& fake, std::vector<sturdy::clock::time_point>& starts,
+                        attempt_fn then = ok) {
+    return [&fake, &starts, then](sturdy::call_context& ctx) {
+        starts.push_back(fake.now());
+        return then(ctx);
+    };
+}
+
 std::function<void(sturdy::call_context&)> prompt_of(std::int64_t tokens, std::optional<std::int64_t> max_output = 0) {
     return [=](sturdy::call_context& ctx) {
         ctx.estimated_prompt_tokens = tokens;
@@ -64,51 +86,203 @@ attempt_fn replying_with(std::vector<std::pair<std::string, std::string>> header
     };
 }
 
+/// The most starts a window of `period` holds; `starts` in order. A fullest window can be taken to
+/// begin at a start, so those are the windows checked.
+std::size_t fullest_window(const std::vector<sturdy::clock::time_point>& starts, sturdy::clock::duration period) {
+    std::size_t most = 0;
+    for (std::size_t first = 0, end = 0; first < starts.size(); ++first) {
+        while (end < starts.size() && starts[end] < starts[first] + period) ++end;
+        most = std::max(most, end - first);
+    }
+    return most;
+}
+
+/// The most tokens the calls started in a window of `period` hold, likewise.
+std::int64_t heaviest_window(const std::vector<sturdy::clock::time_point>& starts,
+                             const std::vector<std::int64_t>& amounts, sturdy::clock::duration period) {
+    std::int64_t most = 0, held = 0;
+    for (std::size_t first = 0, end = 0; first < starts.size(); held -= amounts[first], ++first) {
+        for (; end < starts.size() && starts[end] < starts[first] + period; ++end) held += amounts[end];
+        most = std::max(most, held);
+    }
+    return most;
+}
+
 bool mentions(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
-TEST_CASE("rate limiter: 60 rpm lets 60 calls through at once, then one a second", "[rate_limiter]") {
+TEST_CASE("rate limiter: requests = N lets N start at once, and the next exactly one period later", "[rate_limiter]") {
     sturdy::testing::fake_clock fake;
     auto limiter = per_minute(fake, 60);
-    for (int i = 0; i < 60; ++i) REQUIRE(call(limiter).has_value());
+    std::vector<sturdy::clock::time_point> starts;
+    for (int i = 0; i < 60; ++i) REQUIRE(call(limiter, noting_start(fake, starts)).has_value());
     CHECK(fake.sleeps().empty());
-    for (int i = 0; i < 3; ++i) REQUIRE(call(limiter).has_value());
-    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{seconds(1), seconds(1), seconds(1)});
+    REQUIRE(call(limiter, noting_start(fake, starts)).has_value());
+    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{minutes(1)});
+    CHECK(starts.back() == sturdy::clock::time_point{} + minutes(1));
+    // The first 60 left the window together: 59 more go at once, and the next waits a period again.
+    for (int i = 0; i < 59; ++i) call(limiter, noting_start(fake, starts));
+    CHECK(fake.sleeps().size() == 1);
+    call(limiter, noting_start(fake, starts));
+    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{minutes(1), minutes(1)});
+    CHECK(starts.back() == sturdy::clock::time_point{} + minutes(2));
 }
 
-TEST_CASE("rate limiter: the bucket refills continuously and never beyond its capacity", "[rate_limiter]") {
+TEST_CASE("rate limiter: requests = 20 per 2 s never lets more than 20 start in one 2-second window",
+          "[rate_limiter]") {
+    // The reported case: a bucket full at the start and refilling meanwhile let 40 through.
+    sturdy::testing::fake_clock fake;
+    auto limiter = requests_per(fake, 20, seconds(2));
+    std::vector<sturdy::clock::time_point> starts;
+    for (int i = 0; i < 40; ++i) {
+        REQUIRE(call(limiter, noting_start(fake, starts)).has_value());
+        fake.advance(milliseconds(50));  // 40 calls asked for within 2 s
+    }
+    CHECK(fullest_window(starts, seconds(2)) == 20);
+    CHECK(starts[20] == starts[0] + seconds(2));
+}
+
+TEST_CASE("rate limiter: a start leaves the window exactly one period after it", "[rate_limiter]") {
     sturdy::testing::fake_clock fake(0, sturdy::testing::fake_clock::mode::manual);
     auto limiter = per_minute(fake, 60);
-    for (int i = 0; i < 60; ++i) call(limiter);
-    CHECK(limiter.available(rate_limit_kind::requests) == Approx(0));
-    fake.advance(milliseconds(500));
-    CHECK(limiter.available(rate_limit_kind::requests) == Approx(0.5));
-    fake.advance(seconds(30));
-    CHECK(limiter.available(rate_limit_kind::requests) == Approx(30.5));
+    for (int i = 0; i < 30; ++i) call(limiter);
+    fake.advance(seconds(20));
+    for (int i = 0; i < 30; ++i) call(limiter);
+    CHECK(limiter.available(rate_limit_kind::requests) == 0);
+    fake.advance(seconds(40) - nanoseconds(1));  // nothing comes back before a start's period is over
+    CHECK(limiter.available(rate_limit_kind::requests) == 0);
+    fake.advance(nanoseconds(1));
+    CHECK(limiter.available(rate_limit_kind::requests) == 30);
+    fake.advance(seconds(20));
+    CHECK(limiter.available(rate_limit_kind::requests) == 60);
     fake.advance(minutes(10));
-    CHECK(limiter.available(rate_limit_kind::requests) == Approx(60));
+    CHECK(limiter.available(rate_limit_kind::requests) == 60);
 }
 
-TEST_CASE("rate limiter: a burst sets the bucket's size, not its rate", "[rate_limiter]") {
+TEST_CASE("rate limiter: a burst adds starts to the window: at most requests + request_burst in any period",
+          "[rate_limiter]") {
     sturdy::testing::fake_clock fake;
     sturdy::rate_limiter_options o;
     o.requests = 60;
     o.request_burst = 5;
     sturdy::rate_limiter limiter(o, fake.timing());
-    for (int i = 0; i < 7; ++i) call(limiter);
-    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{seconds(1), seconds(1)});
+    std::vector<sturdy::clock::time_point> starts;
+    for (int i = 0; i < 200; ++i) call(limiter, noting_start(fake, starts));
+    CHECK(starts[64] == sturdy::clock::time_point{});
+    CHECK(starts[65] == sturdy::clock::time_point{} + minutes(1));
+    CHECK(fullest_window(starts, minutes(1)) == 65);
 }
 
-TEST_CASE("rate limiter: a configured period sets the rate", "[rate_limiter]") {
+TEST_CASE("rate limiter: a configured period sets the window", "[rate_limiter]") {
     sturdy::testing::fake_clock fake;
+    auto limiter = requests_per(fake, 10, seconds(1));
+    std::vector<sturdy::clock::time_point> starts;
+    for (int i = 0; i < 25; ++i) call(limiter, noting_start(fake, starts));
+    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{seconds(1), seconds(1)});
+    CHECK(starts[9] == sturdy::clock::time_point{});
+    CHECK(starts[10] == sturdy::clock::time_point{} + seconds(1));
+    CHECK(starts[24] == sturdy::clock::time_point{} + seconds(2));
+}
+
+TEST_CASE("rate limiter: calls asked for faster than the cap start as soon as the window allows, never sooner",
+          "[rate_limiter]") {
+    sturdy::testing::fake_clock fake;
+    constexpr std::size_t cap = 5;
+    const auto period = seconds(1);
+    auto limiter = requests_per(fake, cap, period);
+    std::vector<sturdy::clock::time_point> asked, starts;
+    for (int i = 0; i < 200; ++i) {
+        // Every 150 ms, faster than the 200 ms the cap allows on average.
+        const auto planned = sturdy::clock::time_point{} + milliseconds(150) * i;
+        if (fake.now() < planned) fake.advance(planned - fake.now());
+        asked.push_back(fake.now());
+        REQUIRE(call(limiter, noting_start(fake, starts)).has_value());
+    }
+    CHECK(fullest_window(starts, period) == cap);
+    for (std::size_t k = 0; k < starts.size(); ++k) {
+        const auto due = k < cap ? asked[k] : std::max(asked[k], starts[k - cap] + period);
+        CHECK(starts[k] == due);
+    }
+}
+
+TEST_CASE("rate limiter: over a long random schedule, no window holds more than the cap", "[rate_limiter]") {
+    sturdy::testing::fake_clock fake;
+    constexpr std::size_t cap = 7;
+    const auto period = seconds(1);
+    auto limiter = requests_per(fake, cap, period);
+    std::mt19937_64 random(20240611);
+    std::vector<sturdy::clock::time_point> asked, starts;
+    for (int i = 0; i < 3000; ++i) {
+        // Runs of calls at the same moment, and gaps from none to 400 ms.
+        if (random() % 3 != 0) fake.advance(microseconds(static_cast<std::int64_t>(random() % 400000)));
+        asked.push_back(fake.now());
+        REQUIRE(call(limiter, noting_start(fake, starts)).has_value());
+    }
+    CHECK(fullest_window(starts, period) == cap);
+    // And no call waited longer than the cap required: the (k - cap)-th start had to leave first.
+    std::size_t exact = 0;
+    for (std::size_t k = 0; k < starts.size(); ++k)
+        if (starts[k] == (k < cap ? asked[k] : std::max(asked[k], starts[k - cap] + period))) ++exact;
+    CHECK(exact == starts.size());
+}
+
+TEST_CASE("rate limiter: over a random schedule with usage corrections, no window holds more tokens than the cap",
+          "[rate_limiter]") {
+    sturdy::testing::fake_clock fake;
+    constexpr std::int64_t cap = 1000;
+    const auto period = seconds(1);
     sturdy::rate_limiter_options o;
-    o.requests = 10;
-    o.period = seconds(1);
-    o.request_burst = 1;
+    o.tokens = cap;
+    o.period = period;
     sturdy::rate_limiter limiter(o, fake.timing());
-    for (int i = 0; i < 3; ++i) call(limiter);
-    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{milliseconds(100), milliseconds(100)});
+    std::mt19937_64 random(7);
+    std::vector<sturdy::clock::time_point> asked, starts;
+    std::vector<std::int64_t> estimates, kept;  // kept: what the window holds once the reply is in
+    for (int i = 0; i < 2000; ++i) {
+        if (random() % 2) fake.advance(microseconds(static_cast<std::int64_t>(random() % 300000)));
+        const auto estimate = 1 + static_cast<std::int64_t>(random() % 300);
+        const auto kind = random() % 3;  // no usage, less than estimated, or more
+        const std::int64_t used = kind == 0 ? estimate
+                                  : kind == 1
+                                      ? static_cast<std::int64_t>(random() % static_cast<std::uint64_t>(estimate))
+                                      : estimate + 40;
+        asked.push_back(fake.now());
+        estimates.push_back(estimate);
+        kept.push_back(used);
+        REQUIRE(call(limiter, noting_start(fake, starts, kind == 0 ? attempt_fn(ok) : reporting_usage(used)),
+                     prompt_of(estimate))
+                    .has_value());
+    }
+    // A reservation is checked against what the window held then: the replies before it corrected.
+    for (std::size_t k = 0; k < starts.size(); ++k) {
+        auto held_at = [&](sturdy::clock::time_point t) {
+            std::int64_t held = 0;
+            for (std::size_t j = 0; j < k; ++j)
+                if (starts[j] + period > t) held += kept[j];
+            return held;
+        };
+        CHECK(held_at(starts[k]) + estimates[k] <= cap);
+        // Not sooner than needed either: at the start asked for, or when a departure made room.
+        bool due = starts[k] == asked[k];
+        for (std::size_t j = 0; j < k && !due; ++j) due = starts[j] + period == starts[k];
+        CHECK(due);
+        if (starts[k] > asked[k]) CHECK(held_at(starts[k] - nanoseconds(1)) + estimates[k] > cap);
+    }
+    // Replies never above their estimate keep every window within the cap.
+    std::vector<std::int64_t> at_most_estimated(kept);
+    for (std::size_t k = 0; k < kept.size(); ++k) at_most_estimated[k] = std::min(kept[k], estimates[k]);
+    CHECK(heaviest_window(starts, at_most_estimated, period) <= cap);
+}
+
+TEST_CASE("rate limiter: a reply using fewer tokens than estimated frees that part of its window", "[rate_limiter]") {
+    sturdy::testing::fake_clock fake;
+    auto limiter = per_minute(fake, 0, 1000);
+    call(limiter, reporting_usage(300), prompt_of(800));
+    CHECK(call(limiter, ok, prompt_of(700)).has_value());  // the 500 not used went back at once
+    CHECK(fake.sleeps().empty());
+    call(limiter, ok, prompt_of(1));
+    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{minutes(1)});
 }
 
 TEST_CASE("rate limiter: the token estimate is the prompt plus max_tokens or the expected completion", "[rate_limiter]") {
@@ -153,18 +327,18 @@ TEST_CASE("rate limiter: the reply's usage corrects the estimate", "[rate_limite
         call(limiter, ok, prompt_of(100, 50));
         CHECK(limiter.available(rate_limit_kind::tokens) == Approx(850));
     }
-    SECTION("a refund never fills the bucket beyond its capacity") {
+    SECTION("a refund never makes more room than the cap") {
         call(limiter, reporting_usage(0), prompt_of(100, 50));
         CHECK(limiter.available(rate_limit_kind::tokens) == Approx(1000));
     }
 }
 
-TEST_CASE("rate limiter: a wait longer than max_wait is refused at once, saying when the budget is back", "[rate_limiter]") {
+TEST_CASE("rate limiter: a wait longer than max_wait is refused at once, saying when there is room", "[rate_limiter]") {
     sturdy::testing::fake_clock fake;
     sturdy::rate_limiter_options o;
     o.name = "batch";
     o.requests = 60;
-    o.tokens = 600;  // 10 a second
+    o.tokens = 600;
     o.max_wait = milliseconds(500);
     sturdy::rate_limiter limiter(o, fake.timing());
     int attempts = 0;
@@ -175,7 +349,7 @@ TEST_CASE("rate limiter: a wait longer than max_wait is refused at once, saying 
         auto refused = call(limiter, counted);
         REQUIRE_FALSE(refused.has_value());
         CHECK(refused.error().kind() == error_kind::rate_limited);
-        CHECK(refused.error().retry_after() == milliseconds(1000));
+        CHECK(refused.error().retry_after() == minutes(1));  // when the first 60 leave the window
         CHECK(refused.error().code() == sturdy::error_codes::requests_limit);
         CHECK(mentions(refused.error().message(), "requests"));
         CHECK(mentions(refused.error().message(), "'batch'"));
@@ -183,10 +357,11 @@ TEST_CASE("rate limiter: a wait longer than max_wait is refused at once, saying 
     }
     SECTION("tokens") {
         call(limiter, counted, prompt_of(550));
-        auto refused = call(limiter, counted, prompt_of(100));  // 50 left: 50 more take 5 s
+        fake.advance(seconds(15));
+        auto refused = call(limiter, counted, prompt_of(100));  // 50 left until the 550 leave, 45 s on
         REQUIRE_FALSE(refused.has_value());
         CHECK(refused.error().kind() == error_kind::rate_limited);
-        CHECK(refused.error().retry_after() == milliseconds(5000));
+        CHECK(refused.error().retry_after() == seconds(45));
         CHECK(refused.error().code() == sturdy::error_codes::tokens_limit);
         CHECK(mentions(refused.error().message(), "tokens"));
         CHECK(mentions(refused.error().message(), "'batch'"));
@@ -195,7 +370,7 @@ TEST_CASE("rate limiter: a wait longer than max_wait is refused at once, saying 
     CHECK(fake.sleeps().empty());
 }
 
-TEST_CASE("rate limiter: a refused call takes nothing from the budget", "[rate_limiter]") {
+TEST_CASE("rate limiter: a refused call takes no room", "[rate_limiter]") {
     sturdy::testing::fake_clock fake(0, sturdy::testing::fake_clock::mode::manual);
     sturdy::rate_limiter_options o;
     o.requests = 60;
@@ -204,8 +379,10 @@ TEST_CASE("rate limiter: a refused call takes nothing from the budget", "[rate_l
     for (int i = 0; i < 60; ++i) call(limiter);
     for (int i = 0; i < 5; ++i) CHECK_FALSE(call(limiter).has_value());
     CHECK(limiter.available(rate_limit_kind::requests) == Approx(0));
-    fake.advance(seconds(1));
-    CHECK(call(limiter).has_value());
+    fake.advance(minutes(1) - nanoseconds(1));
+    CHECK_FALSE(call(limiter).has_value());
+    fake.advance(nanoseconds(1));
+    for (int i = 0; i < 60; ++i) CHECK(call(limiter).has_value());
 }
 
 TEST_CASE("rate limiter: never waits past the call's deadline", "[rate_limiter]") {
@@ -215,14 +392,15 @@ TEST_CASE("rate limiter: never waits past the call's deadline", "[rate_limiter]"
     auto with_deadline = [&](sturdy::clock::duration d) {
         return [&fake, d](sturdy::call_context& ctx) { ctx.deadline = sturdy::deadline::after(fake.timing().clock, d); };
     };
-    auto refused = call(limiter, ok, with_deadline(milliseconds(500)));
+    auto refused = call(limiter, ok, with_deadline(seconds(59)));
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error().kind() == error_kind::rate_limited);
-    CHECK(refused.error().retry_after() == milliseconds(1000));
+    CHECK(refused.error().retry_after() == minutes(1));
     CHECK(mentions(refused.error().message(), "deadline"));
+    CHECK_FALSE(call(limiter, ok, with_deadline(minutes(1))).has_value());  // it would start as the deadline passes
     CHECK(fake.sleeps().empty());
-    CHECK(call(limiter, ok, with_deadline(seconds(2))).has_value());
-    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{seconds(1)});
+    CHECK(call(limiter, ok, with_deadline(seconds(61))).has_value());
+    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{minutes(1)});
 }
 
 TEST_CASE("rate limiter: cancelling a waiting call ends its wait and returns its share", "[rate_limiter]") {
@@ -251,8 +429,8 @@ TEST_CASE("rate limiter: cancelling a waiting call ends its wait and returns its
 
 TEST_CASE("rate limiter: waiting callers are served in arrival order", "[rate_limiter]") {
     sturdy::testing::fake_clock fake(0, sturdy::testing::fake_clock::mode::manual);
-    auto limiter = per_minute(fake, 60);
-    for (int i = 0; i < 60; ++i) call(limiter);
+    auto limiter = requests_per(fake, 1, seconds(1));  // each caller waits for the one before to leave
+    call(limiter);
     std::vector<std::thread> callers;
     std::vector<int> served(3, 0);
     for (int i = 0; i < 3; ++i) {
@@ -292,7 +470,7 @@ TEST_CASE("rate limiter: x-ratelimit reset durations", "[rate_limiter]") {
     CHECK_FALSE(parse_reset_duration("99999999999h"));
 }
 
-TEST_CASE("rate limiter: the server's remaining count lowers the bucket", "[rate_limiter]") {
+TEST_CASE("rate limiter: the server's remaining count lowers the room left", "[rate_limiter]") {
     sturdy::testing::fake_clock fake(0, sturdy::testing::fake_clock::mode::manual);
     sturdy::rate_limiter_options o;
     o.requests = 60;
@@ -305,6 +483,11 @@ TEST_CASE("rate limiter: the server's remaining count lowers the bucket", "[rate
     // A higher count never raises it.
     call(limiter, replying_with({{"x-ratelimit-remaining-requests", "50"}}));
     CHECK(limiter.available(rate_limit_kind::requests) == Approx(4));
+    // What the server counts beyond our own starts comes back at our rate, one request a second.
+    fake.advance(seconds(10));
+    CHECK(limiter.available(rate_limit_kind::requests) == Approx(14));
+    fake.advance(minutes(1));
+    CHECK(limiter.available(rate_limit_kind::requests) == Approx(60));
 }
 
 TEST_CASE("rate limiter: remaining 0 holds calls until the server's reset", "[rate_limiter]") {
@@ -347,7 +530,8 @@ TEST_CASE("rate limiter: headers are ignored unless adapt_to_server is set", "[r
     CHECK(fake.sleeps().empty());
 }
 
-TEST_CASE("rate limiter: a 429 empties the bucket it names and holds calls until its Retry-After", "[rate_limiter]") {
+TEST_CASE("rate limiter: a 429 takes the room left in the budget it names and holds calls until its Retry-After",
+          "[rate_limiter]") {
     sturdy::testing::fake_clock fake;
     sturdy::rate_limiter_options o;
     o.requests = 60;
@@ -394,7 +578,7 @@ TEST_CASE("rate limiter: a 429 for exhausted quota holds nothing", "[rate_limite
     CHECK(fake.sleeps().empty());
 }
 
-TEST_CASE("rate limiter: a request larger than the token bucket is refused by default", "[rate_limiter]") {
+TEST_CASE("rate limiter: a request larger than the token cap is refused by default", "[rate_limiter]") {
     sturdy::testing::fake_clock fake;
     sturdy::rate_limiter_options o;
     o.name = "small";
@@ -410,25 +594,32 @@ TEST_CASE("rate limiter: a request larger than the token bucket is refused by de
     CHECK(limiter.available(rate_limit_kind::tokens) == Approx(1000));
 }
 
-TEST_CASE("rate limiter: alone_when_full lets an oversized request through once the bucket is full", "[rate_limiter]") {
+TEST_CASE("rate limiter: alone_when_full lets an oversized request start once the window holds nothing else",
+          "[rate_limiter]") {
     sturdy::testing::fake_clock fake;
     sturdy::rate_limiter_options o;
-    o.tokens = 600;  // 10 a second
+    o.tokens = 600;
     o.max_wait = minutes(5);
     o.oversized = sturdy::oversized_request::alone_when_full;
     sturdy::rate_limiter limiter(o, fake.timing());
-    call(limiter, ok, prompt_of(100));
-    CHECK(call(limiter, ok, prompt_of(1000)).has_value());  // waits 10 s for the 100 to come back
+    std::vector<sturdy::clock::time_point> starts;
+    call(limiter, noting_start(fake, starts), prompt_of(100));
+    fake.advance(seconds(20));
+    CHECK(call(limiter, noting_start(fake, starts), prompt_of(1000)).has_value());  // waits 40 s for the 100 to leave
     CHECK(limiter.available(rate_limit_kind::tokens) == Approx(-400));
-    CHECK(call(limiter, ok, prompt_of(100)).has_value());  // pays off the debt first: 50 s
-    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{seconds(10), seconds(50)});
+    CHECK(call(limiter, noting_start(fake, starts), prompt_of(100)).has_value());  // waits for the 1000 to leave
+    CHECK(fake.sleeps() == std::vector<sturdy::clock::duration>{seconds(40), minutes(1)});
+    CHECK(starts == std::vector<sturdy::clock::time_point>{sturdy::clock::time_point{},
+                                                           sturdy::clock::time_point{} + minutes(1),
+                                                           sturdy::clock::time_point{} + minutes(2)});
 }
 
 TEST_CASE("rate limiter: reports waits and refusals", "[rate_limiter]") {
     sturdy::testing::fake_clock fake;
     sturdy::rate_limiter_options o;
     o.name = "observed";
-    o.requests = 60;
+    o.requests = 1;
+    o.period = seconds(1);
     o.max_wait = milliseconds(1500);
     std::vector<std::string> seen;
     o.on_rate_limited = [&](const sturdy::rate_limited_event& e) {
@@ -436,7 +627,7 @@ TEST_CASE("rate limiter: reports waits and refusals", "[rate_limiter]") {
                        std::to_string(duration_cast<milliseconds>(e.wait).count()) + (e.rejected ? " rejected" : " waited"));
     };
     sturdy::rate_limiter limiter(o, fake.timing());
-    for (int i = 0; i < 60; ++i) call(limiter);
+    call(limiter);
     CHECK(seen.empty());
     call(limiter);
     CHECK(seen == std::vector<std::string>{"observed requests 1000 waited"});
@@ -444,7 +635,7 @@ TEST_CASE("rate limiter: reports waits and refusals", "[rate_limiter]") {
     CHECK(seen.back() == "observed requests 1000 rejected");
 }
 
-TEST_CASE("rate limiter: copies share their buckets", "[rate_limiter]") {
+TEST_CASE("rate limiter: copies share their windows", "[rate_limiter]") {
     sturdy::testing::fake_clock fake(0, sturdy::testing::fake_clock::mode::manual);
     auto limiter = per_minute(fake, 60);
     const sturdy::rate_limiter copy = limiter;
@@ -496,6 +687,109 @@ TEST_CASE("rate limiter: nonsense settings are refused", "[rate_limiter]") {
     };
     CHECK_THROWS_AS(make([](auto& o) { o.requests = -1; }), std::invalid_argument);
     CHECK_THROWS_AS(make([](auto& o) { o.period = sturdy::clock::duration::zero(); }), std::invalid_argument);
-    CHECK_THROWS_AS(make([](auto& o) { o.token_burst = 0; }), std::invalid_argument);
+    CHECK_THROWS_AS(make([](auto& o) {
+                        o.tokens = 10;
+                        o.token_burst = -1;
+                    }),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(make([](auto& o) { o.request_burst = 5; }), std::invalid_argument);  // a burst of no limit
+    CHECK_THROWS_AS(make([](auto& o) {
+                        o.requests = std::numeric_limits<std::int64_t>::max();
+                        o.request_burst = 1;
+                    }),
+                    std::invalid_argument);
     CHECK_NOTHROW(make([](auto& o) { o.requests = 1; }));
+    CHECK_NOTHROW(make([](auto& o) {
+        o.tokens = 10;
+        o.token_burst = 0;
+    }));
+}
+
+TEST_CASE("rate limiter: the decision core decides from the time it is given, and never sleeps", "[rate_limiter]") {
+    sturdy::rate_limiter_options o;
+    o.requests = 2;
+    o.period = seconds(10);
+    o.max_wait = seconds(30);
+    const sturdy::detail::rate_limit_core core(o);
+    auto state = core.fresh_state();
+    const sturdy::clock::time_point t0{};
+    using sturdy::detail::rate_refusal;
+
+    const auto first = core.reserve(state, {}, t0);
+    REQUIRE(first.admitted);
+    CHECK(first.wait == seconds(0));
+    REQUIRE(core.reserve(state, {}, t0 + seconds(3)).admitted);
+    const auto third = core.reserve(state, {}, t0 + seconds(4));  // due when the first leaves
+    REQUIRE(third.admitted);
+    CHECK(third.admitted->start == t0 + seconds(10));
+    CHECK(third.wait == seconds(6));
+    CHECK(third.limit == rate_limit_kind::requests);
+    const auto fourth = core.reserve(state, {}, t0 + seconds(4));  // after the third, when the second leaves
+    REQUIRE(fourth.admitted);
+    CHECK(fourth.admitted->start == t0 + seconds(13));
+    CHECK(state.requests.room(t0 + seconds(4)) == -2);
+
+    sturdy::detail::rate_request hurried;
+    hurried.time_left = seconds(1);
+    const auto refused = core.reserve(state, hurried, t0 + seconds(4));  // its turn: at 20 s
+    CHECK_FALSE(refused.admitted);
+    CHECK(refused.refused == rate_refusal::past_deadline);
+    CHECK(refused.wait == seconds(16));
+    CHECK(state.requests.room(t0 + seconds(4)) == -2);  // a refusal reserves nothing
+
+    core.give_back(state, *fourth.admitted, t0 + seconds(5));
+    CHECK(state.requests.room(t0 + seconds(5)) == -1);
+    const auto patient = core.reserve(state, {}, t0 + seconds(5));
+    REQUIRE(patient.admitted);
+    CHECK(patient.admitted->start == t0 + seconds(13));  // never before an earlier reservation
+}
+
+TEST_CASE("rate limiter: a call keeps its place behind a waiting one, even when it needs no tokens", "[rate_limiter]") {
+    sturdy::rate_limiter_options o;
+    o.requests = 10;
+    o.tokens = 1000;
+    const sturdy::detail::rate_limit_core core(o);
+    auto state = core.fresh_state();
+    const sturdy::clock::time_point t0{};
+    sturdy::detail::rate_request big, none;
+    big.tokens = 800;
+    REQUIRE(core.reserve(state, big, t0).admitted);
+    const auto waiting = core.reserve(state, big, t0 + seconds(1));  // until the first leaves
+    REQUIRE(waiting.admitted);
+    CHECK(waiting.admitted->start == t0 + minutes(1));
+    CHECK(waiting.limit == rate_limit_kind::tokens);
+    const auto later = core.reserve(state, none, t0 + seconds(2));  // the requests window has room, but not before it
+    REQUIRE(later.admitted);
+    CHECK(later.admitted->start == t0 + minutes(1));
+}
+
+TEST_CASE("rate limiter: a window's log stays within its bound, and merging never makes more room", "[rate_limiter]") {
+    using sturdy::detail::rate_window;
+    constexpr std::int64_t cap = 1000000;
+    const auto period = seconds(10);
+    rate_window window(cap, 0, period);
+    const sturdy::clock::time_point t0{};
+    std::vector<sturdy::clock::time_point> starts;
+    for (int i = 0; i < 5000; ++i) {
+        const auto at = t0 + milliseconds(i);
+        REQUIRE(window.earliest_start(3, at) == at);
+        window.reserve(3, at, at);
+        starts.push_back(at);
+    }
+    CHECK(window.entries() <= rate_window::max_entries);
+    const auto last = starts.back();
+    SECTION("merged entries leave no sooner than their starts would") {
+        for (auto t = last; t < last + period; t += milliseconds(7)) {
+            std::int64_t exact = 0;
+            for (auto s : starts)
+                if (s + period > t) exact += 3;
+            REQUIRE(window.room(t) <= static_cast<double>(cap - exact));
+        }
+        CHECK(window.room(last + period) == cap);  // and nothing stays past the last departure
+    }
+    SECTION("each reservation can still be given back, from whichever entry holds it") {
+        for (auto s : starts) window.adjust(s, -3, last);
+        CHECK(window.room(last) == cap);
+        CHECK(window.entries() == 0);
+    }
 }

@@ -1,5 +1,6 @@
 // The traffic split over scripted attempts: weights with a seeded random source, weights changed
 // at run time, the rollback guard, shadow calls. No client, virtual time.
+#include <sturdy/client.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
 #include <sturdy/pipeline.hpp>
 #include <sturdy/retry.hpp>
@@ -8,10 +9,12 @@
 
 #include "support/catch.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,11 +81,16 @@ sturdy::traffic_split ninety_ten(fake_clock& fake, sturdy::split_options opts = 
                                  std::move(opts), fake.timing());
 }
 
-sturdy::rollback_guard error_guard(double rate, std::uint64_t samples) {
+sturdy::rollback_guard guard_over(sturdy::clock::duration window, std::uint64_t samples) {
     sturdy::rollback_guard g;
-    g.max_error_rate = rate;
     g.min_samples = samples;
-    g.window = minutes(5);
+    g.window = window;
+    return g;
+}
+
+sturdy::rollback_guard error_guard(double rate, std::uint64_t samples) {
+    auto g = guard_over(minutes(5), samples);
+    g.max_error_rate = rate;
     return g;
 }
 
@@ -166,7 +174,7 @@ TEST_CASE("split: with every weight at 0 the first arm takes the calls", "[split
     CHECK(b.calls_to("primary") == 20);
 }
 
-TEST_CASE("split: a call's route_order pins an arm, weights aside", "[split]") {
+TEST_CASE("split: a call's route_order prefers an arm, weights aside", "[split]") {
     fake_clock fake;
     arms_backend b(fake);
     auto split = ninety_ten(fake);
@@ -496,4 +504,401 @@ TEST_CASE("split: weights change safely while calls run on many threads", "[spli
     const auto stats = split.stats();
     CHECK(stats[0].calls + stats[1].calls == 1200);
     CHECK(rollbacks == 0);
+}
+
+// ---- the guard's percentile, read within 1% ----
+
+namespace {
+
+// One call per latency, each reported by its attempt as the client reports the transport's time.
+// Virtual time stands still: every outcome lands in the same instant of the window.
+template <class Policy>
+void run_reporting(const Policy& policy, const std::vector<microseconds>& latencies) {
+    for (const auto latency : latencies) {
+        call c;
+        (void)policy.execute(c.ctx, [&](sturdy::call_context& ctx) -> sturdy::result<std::string> {
+            ctx.last_reply.latency = latency;
+            return std::string("answer");
+        });
+    }
+}
+
+// 1000 latencies whose nearest-rank p99 (the 990th fastest) is 754.6 ms: 989 from 200 ms to
+// 694 ms, then 754.6 ms, then 10 from 900 ms to 1.8 s; in a scrambled order.
+std::vector<microseconds> p99_of_754_6_ms() {
+    std::vector<microseconds> sorted;
+    for (int i = 0; i < 989; ++i) sorted.push_back(microseconds(200000 + 500 * i));
+    sorted.push_back(microseconds(754600));
+    for (int i = 0; i < 10; ++i) sorted.push_back(microseconds(900000 + 100000 * i));
+    std::vector<microseconds> scrambled;
+    for (std::size_t i = 0; i < sorted.size(); ++i)
+        scrambled.push_back(sorted[(i * 7) % sorted.size()]);  // 7 is prime to 1000
+    return scrambled;
+}
+
+sturdy::rollback_guard latency_guard(milliseconds limit, std::uint64_t samples) {
+    auto g = guard_over(minutes(1), samples);
+    g.max_latency = limit;
+    return g;
+}
+
+}  // namespace
+
+TEST_CASE("split: a p99 of 754.6 ms is read within 1% and not rolled back under an 800 ms limit", "[split][rollback]") {
+    fake_clock fake;
+    int rollbacks = 0;
+    // Judged once, on all 1000 (from fewer, the p99 would be that of the ones in so far).
+    sturdy::traffic_split split({split_arm("candidate", "m-new").with_weight(1).with_guard(latency_guard(800ms, 1000))},
+                                counting_rollbacks(rollbacks), fake.timing());
+    const auto latencies = p99_of_754_6_ms();
+    auto sorted = latencies;
+    std::sort(sorted.begin(), sorted.end());
+    REQUIRE(sorted[989] == microseconds(754600));  // rank ceil(0.99 * 1000) = 990
+
+    run_reporting(split, latencies);
+    CHECK(rollbacks == 0);  // 15%-wide bins read this as about 825 ms and rolled back
+    const auto stats = split.stats_for("candidate");
+    CHECK(stats->window_calls == 1000);
+    REQUIRE(stats->window_latency.has_value());
+    CHECK(*stats->window_latency >= microseconds(754600));  // never below the exact value...
+    CHECK(*stats->window_latency <= microseconds(762146));  // ...and within 1% above it
+}
+
+TEST_CASE("split: a rollback reports the percentile it judged, as the stats read it", "[split][rollback]") {
+    fake_clock fake;
+    std::vector<sturdy::rollback_event> events;
+    std::vector<microseconds> reported;
+    sturdy::split_options opts;
+    opts.on_rollback = [&](const sturdy::rollback_event& e) {
+        events.push_back(e);
+        reported.push_back(*e.latency);
+    };
+    sturdy::traffic_split split({split_arm("candidate", "m-new").with_weight(1).with_guard(latency_guard(750ms, 1000))},
+                                opts, fake.timing());
+    run_reporting(split, p99_of_754_6_ms());
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].reason == sturdy::rollback_reason::latency);
+    CHECK(events[0].samples == 1000);
+    CHECK(reported[0] >= microseconds(754600));
+    CHECK(reported[0] <= microseconds(762146));
+    CHECK(split.stats_for("candidate")->window_latency == reported[0]);
+}
+
+TEST_CASE("split: below 100 samples the p99 is the slowest call, judged from min_samples on", "[split][rollback]") {
+    fake_clock fake;
+    std::vector<sturdy::rollback_event> events;
+    sturdy::split_options opts;
+    opts.on_rollback = [&](const sturdy::rollback_event& e) { events.push_back(e); };
+    sturdy::traffic_split split({split_arm("candidate", "m-new").with_weight(1).with_guard(latency_guard(1s, 5))}, opts,
+                                fake.timing());
+    run_reporting(split, {300ms, 2s, 300ms, 300ms});  // its p99 is 2 s, but 4 samples are short of 5
+    CHECK(events.empty());
+    CHECK(split.stats_for("candidate")->window_latency == 2s);
+    run_reporting(split, {300ms});
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].samples == 5);
+    CHECK(events[0].latency == 2s);  // the slowest, exactly
+}
+
+TEST_CASE("split: latencies leave the guard's window as time moves on", "[split][rollback]") {
+    fake_clock fake;
+    int rollbacks = 0;
+    auto guard = latency_guard(1s, 150);
+    guard.window = 10s;  // 10 slices of 1 s
+    sturdy::traffic_split split({split_arm("candidate", "m-new").with_weight(1).with_guard(guard)},
+                                counting_rollbacks(rollbacks), fake.timing());
+    std::vector<microseconds> first(90, microseconds(500ms));
+    first.insert(first.end(), 10, microseconds(3s));
+    run_reporting(split, first);  // at 0 s: p99 = 3 s, but 100 samples are short of 150
+    CHECK(split.stats_for("candidate")->window_latency == 3s);
+
+    fake.advance(6s);
+    run_reporting(split, std::vector<microseconds>(20, microseconds(400ms)));
+    CHECK(split.stats_for("candidate")->window_calls == 120);
+    CHECK(split.stats_for("candidate")->window_latency == 3s);  // the 10 slow ones are still the top 1%
+
+    fake.advance(4500ms);  // 10.5 s: the first second's outcomes are out
+    const auto stats = split.stats_for("candidate");
+    CHECK(stats->window_calls == 20);
+    CHECK(stats->window_latency == 400ms);
+    run_reporting(split, std::vector<microseconds>(200, microseconds(400ms)));
+    CHECK(rollbacks == 0);  // 220 samples now, none of them slow
+}
+
+// ---- what the guard times: the arm's attempt, not the waits of the client's making ----
+
+namespace {
+
+// An arm policy that waits `wait` of virtual time (a rate limiter's or bulkhead's queue) before
+// its attempt.
+struct waiting_policy {
+    fake_clock* clock;
+    milliseconds wait;
+    template <class Attempt>
+    auto execute(sturdy::call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+        clock->sleep_for(wait, ctx.cancel);
+        return attempt(ctx);
+    }
+};
+
+// An arm policy that refuses every call without an attempt, as an open breaker.
+struct refusing_policy {
+    template <class Attempt>
+    auto execute(sturdy::call_context& ctx, Attempt&&) const -> decltype(std::declval<Attempt&>()(ctx)) {
+        return error(error_kind::circuit_open, "open");
+    }
+};
+
+// An attempt of `took` virtual time; `reports` sets what the client would report of it
+// (zero: nothing, as an attempt function of the caller's own).
+auto timed_attempt(fake_clock& clock, milliseconds took, milliseconds reports) {
+    return [&clock, took, reports](sturdy::call_context& ctx) -> sturdy::result<std::string> {
+        ctx.state->begin_attempt();
+        clock.sleep_for(took, ctx.cancel);
+        ctx.last_reply.latency = reports;
+        return std::string("answer");
+    };
+}
+
+}  // namespace
+
+TEST_CASE("split: the guard times the arm's attempt, not its policy's 2 s wait before it", "[split][rollback]") {
+    fake_clock fake;
+    int rollbacks = 0;
+    sturdy::traffic_split split({split_arm("candidate", "m-new")
+                                     .with_weight(1)
+                                     .with_policy(waiting_policy{&fake, 2s})
+                                     .with_guard(latency_guard(1s, 1))},
+                                counting_rollbacks(rollbacks), fake.timing());
+    SECTION("as the client reports it") {
+        call c;
+        // The attempt takes 710 ms, of which the transport saw 700 ms (the rest: reading the reply).
+        REQUIRE(split.execute(c.ctx, timed_attempt(fake, 710ms, 700ms)).has_value());
+        CHECK(split.stats_for("candidate")->window_latency == 700ms);
+    }
+    SECTION("timed around the attempt when it reports nothing") {
+        call c;
+        REQUIRE(split.execute(c.ctx, timed_attempt(fake, 700ms, 0ms)).has_value());
+        CHECK(split.stats_for("candidate")->window_latency == 700ms);
+    }
+    CHECK(rollbacks == 0);  // 2.7 s end to end, above the 1 s limit: the wait is not the model's
+}
+
+TEST_CASE("split: the guard times the answering attempt of an arm that retried", "[split][rollback]") {
+    fake_clock fake;
+    sturdy::retry_options once;
+    once.max_retries = 1;
+    sturdy::traffic_split split({split_arm("candidate", "m-new")
+                                     .with_weight(1)
+                                     .with_policy(sturdy::retry_policy(once, fake.timing()))
+                                     .with_guard(latency_guard(1s, 1000))},
+                                {}, fake.timing());
+    int attempts = 0;
+    call c;
+    auto out = split.execute(c.ctx, [&](sturdy::call_context& ctx) -> sturdy::result<std::string> {
+        ctx.last_reply.latency = ++attempts == 1 ? microseconds(5s) : microseconds(700ms);
+        if (attempts == 1) return error(error_kind::internal_server, "boom", 503);
+        return std::string("answer");
+    });
+    REQUIRE(out.has_value());
+    CHECK(attempts == 2);
+    CHECK(split.stats_for("candidate")->window_latency == 700ms);
+}
+
+TEST_CASE("split: an arm whose policy refused without an attempt counts as a failure without a latency",
+          "[split][rollback]") {
+    fake_clock fake;
+    sturdy::traffic_split split({split_arm("candidate", "m-new")
+                                     .with_weight(1)
+                                     .with_policy(refusing_policy{})
+                                     .with_guard(error_guard(1.0, 1000))},
+                                {}, fake.timing());
+    call c;
+    CHECK_FALSE(split.execute(c.ctx, timed_attempt(fake, 700ms, 700ms)).has_value());
+    const auto stats = split.stats_for("candidate");
+    CHECK(stats->window_calls == 1);
+    CHECK(stats->window_error_rate == 1.0);
+    CHECK_FALSE(stats->window_latency.has_value());
+}
+
+TEST_CASE("split: a shadow is timed by its attempt too, apart from its policy's wait", "[split][shadow]") {
+    fake_clock fake;
+    std::vector<sturdy::shadow_event> events;
+    sturdy::split_options opts;
+    opts.on_shadow = [&](const sturdy::shadow_event& e) { events.push_back(e); };
+    sturdy::traffic_split split(
+        {split_arm("primary", "m-old").with_weight(1),
+         split_arm("candidate", "m-new").with_shadow(1.0).with_policy(waiting_policy{&fake, 2s})},
+        opts, fake.timing());
+    call c;
+    REQUIRE(split.execute(c.ctx, [](sturdy::call_context& ctx) -> sturdy::result<std::string> {
+        ctx.last_reply.latency = ctx.route->name == "candidate" ? microseconds(700ms) : microseconds(300ms);
+        return std::string("answer");
+    }));
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].live.latency == 300ms);
+    CHECK(events[0].shadow.latency == 700ms);
+    CHECK(split.stats_for("candidate")->window_latency == 700ms);
+    CHECK(split.stats_for("primary")->window_latency == 300ms);
+}
+
+namespace {
+
+// Answers every request with a chat completion after `takes` of real time, as a provider would.
+struct slow_transport {
+    milliseconds takes;
+    sturdy::result<sturdy::http_head> send(const sturdy::http_request&, sturdy::response_sink& sink) const {
+        std::this_thread::sleep_for(takes);
+        sturdy::http_head head;
+        head.status = 200;
+        const std::string body = R"({"id":"c-1","object":"chat.completion","model":"m-new","choices":[{"index":0,)"
+                                 R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]})";
+        if (!sink.on_head(head) || !sink.on_data(body)) return error(error_kind::cancelled, "stopped");
+        return head;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("split: through the client, the guard sees the transport's time, not the arm's 2 s wait",
+          "[split][rollback]") {
+    fake_clock fake;  // the split's and the arm policy's clock; the client times the transport on the real one
+    int rollbacks = 0;
+    const sturdy::traffic_split split({split_arm("candidate", "m-new")
+                                           .with_weight(1)
+                                           .with_policy(waiting_policy{&fake, 2s})
+                                           .with_guard(latency_guard(1s, 1))},
+                                      counting_rollbacks(rollbacks), fake.timing());
+    sturdy::client_options options;
+    options.base_url = "http://127.0.0.1:9/v1";
+    options.api_key = "sk-test";
+    const sturdy::basic_client<slow_transport, sturdy::traffic_split> client(options, split, slow_transport{30ms});
+    auto reply = client.try_chat(sturdy::chat_request{"m", {sturdy::chat_message::user("hi")}});
+    REQUIRE(reply.has_value());
+    CHECK(reply->call.route == "candidate");
+    const auto stats = split.stats_for("candidate");
+    REQUIRE(stats->window_latency.has_value());
+    CHECK(*stats->window_latency >= 30ms);
+    CHECK(*stats->window_latency < 1s);
+    CHECK(rollbacks == 0);
+}
+
+// ---- the guard's options ----
+
+TEST_CASE("split: a guard whose options make no sense is refused at construction, naming the field",
+          "[split][policy]") {
+    auto refusal = [](sturdy::rollback_guard g) -> std::string {
+        try {
+            sturdy::traffic_split split({split_arm("candidate", "m-new").with_guard(std::move(g))});
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "";
+    };
+    sturdy::rollback_guard g;
+    g.latency_percentile = 0;
+    CHECK(refusal(g) == "sturdy::traffic_split: rollback_guard.latency_percentile must be in (0, 1]");
+    g.latency_percentile = 1.5;
+    CHECK(refusal(g) == "sturdy::traffic_split: rollback_guard.latency_percentile must be in (0, 1]");
+    g = {};
+    g.window = seconds(0);
+    CHECK(refusal(g) == "sturdy::traffic_split: rollback_guard.window must be positive");
+    g = {};
+    g.min_samples = 0;
+    CHECK(refusal(g) == "sturdy::traffic_split: rollback_guard.min_samples must be at least 1");
+    g = {};
+    g.max_error_rate = 1.2;
+    CHECK(refusal(g) == "sturdy::traffic_split: rollback_guard.max_error_rate must be in [0, 1]");
+    g = {};
+    g.max_latency = milliseconds(-1);
+    CHECK(refusal(g) == "sturdy::traffic_split: rollback_guard.max_latency must not be negative");
+    g = {};
+    g.latency_percentile = 1.0;  // p100, the slowest call: allowed
+    CHECK(refusal(g).empty());
+}
+
+// ---- pinning ----
+
+TEST_CASE("split: a pinned arm takes the call whatever its weight, without shadows", "[split][pin]") {
+    fake_clock fake;
+    arms_backend b(fake);
+    std::vector<sturdy::shadow_event> shadows;
+    sturdy::split_options opts;
+    opts.on_shadow = [&](const sturdy::shadow_event& e) { shadows.push_back(e); };
+    sturdy::traffic_split split(
+        {split_arm("primary", "m-old").with_weight(1), split_arm("candidate", "m-new").with_weight(0),
+         split_arm("mirror", "m-mirror").with_shadow(1.0)},
+        opts, fake.timing());
+    for (int i = 0; i < 5; ++i) {
+        call c;
+        c.ctx.pinned_route = "candidate";
+        auto out = split.execute(c.ctx, [&](sturdy::call_context& ctx) { return b(ctx); });
+        REQUIRE(out.has_value());
+        CHECK(*out == "answer from candidate");
+        CHECK(c.state.route_name() == "candidate");
+    }
+    CHECK(b.calls_to("candidate") == 5);
+    CHECK(b.calls_to("primary") == 0);
+    CHECK(b.calls_to("mirror") == 0);  // a pinned call asked for that one route: no copies elsewhere
+    CHECK(shadows.empty());
+    CHECK(split.stats_for("candidate")->calls == 5);
+
+    // Pinned to the shadow arm itself, it is the live call, and not copied to itself.
+    call c;
+    c.ctx.pinned_route = "mirror";
+    CHECK(*split.execute(c.ctx, [&](sturdy::call_context& ctx) { return b(ctx); }) == "answer from mirror");
+    CHECK(b.calls_to("mirror") == 1);
+    CHECK(shadows.empty());
+}
+
+TEST_CASE("split: a pinned arm takes the call after its guard rolled it back", "[split][pin][rollback]") {
+    fake_clock fake;
+    arms_backend b(fake);
+    sturdy::traffic_split split({split_arm("primary", "m-old").with_weight(1),
+                                 split_arm("candidate", "m-new").with_weight(1).with_guard(error_guard(0.5, 2))},
+                                {}, fake.timing());
+    b.failing.emplace("candidate", error(error_kind::internal_server, "boom", 500));
+    for (int i = 0; i < 2; ++i) {
+        call c;
+        c.ctx.pinned_route = "candidate";
+        (void)split.execute(c.ctx, [&](sturdy::call_context& ctx) { return b(ctx); });
+    }
+    REQUIRE(split.stats_for("candidate")->rolled_back);
+    b.failing.clear();
+    call c;
+    c.ctx.pinned_route = "candidate";
+    CHECK(*split.execute(c.ctx, [&](sturdy::call_context& ctx) { return b(ctx); }) == "answer from candidate");
+    CHECK(split.stats_for("candidate")->rolled_back);  // a pinned call does not put it back
+    CHECK(split.weight("candidate") == 0);
+}
+
+TEST_CASE("split: a pinned arm that fails fails the call with its own error", "[split][pin]") {
+    fake_clock fake;
+    arms_backend b(fake);
+    b.failing.emplace("candidate", error(error_kind::internal_server, "down", 503));
+    auto split = ninety_ten(fake);
+    call c;
+    c.ctx.pinned_route = "candidate";
+    c.ctx.route_order = {"primary"};  // the pin wins over a preference
+    auto out = split.execute(c.ctx, [&](sturdy::call_context& ctx) { return b(ctx); });
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().status() == 503);
+    CHECK(out.error().message() == "down");
+    CHECK(b.calls_to("primary") == 0);
+    CHECK(split.stats_for("candidate")->failures == 1);
+}
+
+TEST_CASE("split: a call pinned to an arm the split does not have is invalid_argument", "[split][pin]") {
+    fake_clock fake;
+    arms_backend b(fake);
+    auto split = ninety_ten(fake);
+    call c;
+    c.ctx.pinned_route = "kimi";
+    auto out = split.execute(c.ctx, [&](sturdy::call_context& ctx) { return b(ctx); });
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().kind() == error_kind::invalid_argument);
+    CHECK(out.error().message() == sturdy::detail::unknown_pinned_route("kimi").message());
+    CHECK(out.error().message().find("'kimi'") != std::string::npos);
+    CHECK(b.calls_to("primary") + b.calls_to("candidate") == 0);
+    CHECK(split.stats_for("primary")->calls + split.stats_for("candidate")->calls == 0);
 }
