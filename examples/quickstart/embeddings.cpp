@@ -3,20 +3,7 @@
 
 #include "example_backend.hpp"
 
-#include <cmath>
 #include <iostream>
-
-namespace {
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-    double dot = 0, na = 0, nb = 0;
-    for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-        dot += double(a[i]) * b[i];
-        na += double(a[i]) * a[i];
-        nb += double(b[i]) * b[i];
-    }
-    return dot / (std::sqrt(na) * std::sqrt(nb));
-}
-}  // namespace
 
 int main() {
     example_backend backend;
@@ -30,8 +17,9 @@ int main() {
         // The client asks for base64 (smaller and exact, as the official SDKs do) and decodes it.
         const auto reply = client.embed(request);
         for (const auto& e : reply.data) std::cout << "text " << e.index << ": " << e.values.size() << " dimensions\n";
-        std::cout << "similarity(0,1)=" << cosine(reply.data[0].values, reply.data[1].values)
-                  << " similarity(0,2)=" << cosine(reply.data[0].values, reply.data[2].values) << "\n";
+        std::cout << "similarity(0,1)=" << sturdy::cosine_similarity(reply.data[0].values, reply.data[1].values)
+                  << " similarity(0,2)=" << sturdy::cosine_similarity(reply.data[0].values, reply.data[2].values)
+                  << "\n";
     } catch (const sturdy::error& e) {
         std::cerr << "error: " << e.what() << "\n";
         return 1;

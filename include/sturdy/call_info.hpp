@@ -59,6 +59,14 @@ struct call_info {
     std::vector<error> errors{};
     /// Every attempt made, in the order each ended.
     std::vector<attempt_record> attempt_log{};
+    /// What the tokens of the reply cost, in US dollars, by `client_options::prices`: for a failed
+    /// call, of what its stream received (`error::partial_response()`'s usage). Unset when the
+    /// tokens or the model's price are unknown, never a guess. Attempts that failed without
+    /// reporting usage (a retried error, a cancelled hedge) are not in it.
+    std::optional<double> cost_usd{};
+    /// The price-table entry `cost_usd` was computed with, e.g. "gpt-4o-mini" for a reply from
+    /// "gpt-4o-mini-2024-07-18"; empty when `cost_usd` is unset.
+    std::string priced_model{};
 };
 
 }  // namespace sturdy

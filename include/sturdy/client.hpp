@@ -11,6 +11,7 @@
 #include <sturdy/models.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/pricing.hpp>
 #include <sturdy/result.hpp>
 #include <sturdy/retry.hpp>
 #include <sturdy/transport.hpp>
@@ -214,23 +215,11 @@ private:
         return out;
     }
 
-    static std::int64_t estimate_tokens(const chat_request& r) {
-        // About four characters a token in English, plus each message's framing; no tokenizer needed.
-        std::size_t chars = 0;
-        for (const auto& m : r.messages) chars += m.content.size() + m.name.size() + 16;
-        return static_cast<std::int64_t>(chars / 4);
-    }
-    static std::int64_t estimate_tokens(const embedding_request& r) {
-        std::size_t chars = 0;
-        for (const auto& s : r.input) chars += s.size();
-        return static_cast<std::int64_t>(chars / 4);
-    }
-
     template <class T, class Request, class Attempt>
     result<T> run(operation op, const Request& request, const request_options& call, Attempt&& attempt) const {
         call_state state;
         call_context ctx(op, request.model, state);
-        ctx.estimated_prompt_tokens = estimate_tokens(request);
+        ctx.estimated_prompt_tokens = options_.tokens.prompt(request);
         if constexpr (std::is_same_v<Request, chat_request>) {
             if (auto cap = request.max_completion_tokens ? request.max_completion_tokens : request.max_tokens) ctx.max_output_tokens = *cap;
         }
@@ -260,11 +249,35 @@ private:
             auto report = std::make_shared<call_info>();
             report->request_id = failure.request_id();
             fill_report(*report, state, started);
+            if (const chat_response* partial = failure.partial_response())
+                add_cost(*report, partial->usage, partial->model, ctx.model, partial);
             failure.set_call(std::move(report));
             return failure;
         }
         fill_report(outcome->call, state, started);
+        if constexpr (std::is_same_v<T, chat_response> || std::is_same_v<T, embedding_response>)
+            add_cost(outcome->call, outcome->usage, outcome->model, ctx.model, nullptr);
         return outcome;
+    }
+
+    /// Prices what a call's reply used (for a failed stream, what it received) into its report,
+    /// by `client_options::prices`; the one place the client computes a cost. The model priced is
+    /// the one that answered: the reply's own `model`, else the model its attempt asked for (a
+    /// route's), else the request's. `partial` is a failed call's partial reply, null otherwise.
+    void add_cost(call_info& info, const std::optional<token_usage>& usage, std::string_view reply_model,
+                  std::string_view requested_model, const chat_response* partial) const {
+        if (!options_.prices || !usage) return;
+        std::string_view model = reply_model;
+        for (auto it = info.attempt_log.rbegin(); model.empty() && it != info.attempt_log.rend(); ++it) {
+            // The attempt that answered; for a failed call, the one whose error holds the partial reply.
+            const bool answered = partial ? it->failure && it->failure->partial_response() == partial : !it->failure;
+            if (answered) model = it->model;
+        }
+        if (model.empty()) model = requested_model;
+        const auto entry = options_.prices->find(model);
+        if (!entry) return;
+        info.cost_usd = cost_usd(*usage, entry->price);
+        info.priced_model = entry->model;
     }
 
     /// The call-level part of a report; the answering attempt filled in its own (request id, ttft).

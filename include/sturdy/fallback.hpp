@@ -18,6 +18,7 @@
 /// bound the whole way: `compose(sturdy::deadline_policy(60s), chain)`.
 
 #include <sturdy/clock.hpp>
+#include <sturdy/context_window.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
 #include <sturdy/error.hpp>
 #include <sturdy/options.hpp>
@@ -130,9 +131,14 @@ struct fallback_options {
     /// is larger than the failed one's (targets without a declared window are passed over: nothing
     /// says they are larger). Off: the error goes through `fall_back_on` like any other.
     bool context_window_fallback = true;
-    /// Pass over targets whose declared window is smaller than the call's estimated prompt tokens
-    /// plus its max output tokens (request fields; the estimate is about 4 characters a token).
+    /// Pass over targets whose declared window is smaller than the call's prompt tokens plus its
+    /// max output tokens (request fields). The prompt is counted by the client's
+    /// `client_options::tokens`, the estimate unless you set an exact tokenizer there.
     bool skip_small_windows = true;
+    /// Where a target without `with_window` finds its window, by its model (read when the chain
+    /// is made). Empty: only declared windows count.
+    /// `context_window_table::with_defaults()` knows the README's providers' models.
+    context_window_table context_windows;
     /// A target that answers 429 cools down: calls pass it over until its Retry-After is over, or
     /// for this long when the 429 named no delay, then try it again. Zero: no cool-down.
     clock::duration cooldown = std::chrono::seconds(1);
@@ -230,7 +236,8 @@ inline fallback_policy::fallback_policy(std::vector<fallback_target> targets, fa
     s->targets.reserve(targets.size());
     for (std::size_t i = 0; i < targets.size(); ++i) {
         auto& t = targets[i];
-        s->targets.push_back(entry{detail::share_route(std::move(t.route), i), t.context_window, std::move(t.policy)});
+        auto window = t.context_window ? t.context_window : options.context_windows.find(t.route.model);
+        s->targets.push_back(entry{detail::share_route(std::move(t.route), i), window, std::move(t.policy)});
     }
     s->options = std::move(options);
     s->timing = std::move(timing);

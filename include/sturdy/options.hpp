@@ -5,10 +5,13 @@
 #include <sturdy/cancellation.hpp>
 #include <sturdy/detail/env.hpp>
 #include <sturdy/http.hpp>
+#include <sturdy/pricing.hpp>
+#include <sturdy/tokens.hpp>
 #include <sturdy/version.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +48,13 @@ struct client_options : endpoint {
     /// Largest line or event of a stream. Past it a call fails with `invalid_response`, code
     /// `event_too_large`. A chunk is a few hundred bytes; a whole reply sent as one event fits.
     std::size_t max_event_bytes = std::size_t{16} << 20;
+    /// Counts each request's prompt tokens before it is sent, for the policies that need the
+    /// number (a fallback chain's context windows, a rate limiter's token budget). The estimate
+    /// by default; `token_counter(your_tokenizer)` makes every policy exact at once.
+    token_counter tokens;
+    /// Prices every reply's tokens into `call_info::cost_usd` (pricing.hpp). By default the table
+    /// sturdy ships (`price_table::builtin()`, dated); set your own, or nullptr for no cost at all.
+    std::shared_ptr<const price_table> prices = price_table::builtin();
 
     /// OpenAI's variables: OPENAI_BASE_URL (default https://api.openai.com/v1), OPENAI_API_KEY,
     /// OPENAI_ORG_ID and OPENAI_PROJECT_ID.

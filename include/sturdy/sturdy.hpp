@@ -16,10 +16,14 @@
 #include <sturdy/sse.hpp>
 
 #include <sturdy/usage.hpp>
+#include <sturdy/pricing.hpp>
 #include <sturdy/chat.hpp>
 #include <sturdy/chat_accumulator.hpp>
 #include <sturdy/models.hpp>
 #include <sturdy/embeddings.hpp>
+#include <sturdy/similarity.hpp>
+#include <sturdy/tokens.hpp>
+#include <sturdy/context_window.hpp>
 #include <sturdy/call_info.hpp>
 
 #include <sturdy/options.hpp>
