@@ -46,4 +46,5 @@
 #include <sturdy/traffic_split.hpp>
 #include <sturdy/hedging.hpp>
 
+#include <sturdy/basic_client.hpp>
 #include <sturdy/client.hpp>

@@ -3,7 +3,8 @@
 // vcpkg port test from the port's usage file. It includes every public header that does not need
 // libcurl (core_headers.hpp, listed by the consumer's CMakeLists.txt: all but curl_transport.hpp,
 // client.hpp and sturdy.hpp), so a header that starts to include <curl/curl.h> fails this build.
-// It runs sturdy's retry policy over its own transport: a 503, then a reply.
+// Its sturdy::basic_client runs over its own transport, with sturdy's retry policy: a 503, then
+// a reply.
 #include "core_headers.hpp"
 
 #include <nlohmann/json.hpp>
@@ -57,15 +58,6 @@ private:
 };
 static_assert(sturdy::is_transport_v<scripted_transport>, "scripted_transport models Transport");
 
-struct body_sink : sturdy::response_sink {
-    std::string body;
-    bool on_head(const sturdy::http_head&) override { return true; }
-    bool on_data(std::string_view bytes) override {
-        body.append(bytes.data(), bytes.size());
-        return true;
-    }
-};
-
 }  // namespace
 
 int main() {
@@ -74,33 +66,20 @@ int main() {
         return 1;
     }
     const scripted_transport transport;
-    sturdy::retry_options options;
-    options.max_retries = 2;
-    options.backoff = sturdy::backoff::constant(std::chrono::milliseconds(1));
-    const sturdy::retry_policy retry(options);
+    sturdy::retry_options retry;
+    retry.max_retries = 2;
+    retry.backoff = sturdy::backoff::constant(std::chrono::milliseconds(1));
+    sturdy::client_options options;
+    options.base_url = "scripted://echo/v1";
+    const sturdy::basic_client<scripted_transport, sturdy::retry_policy> client(options, sturdy::retry_policy(retry),
+                                                                                transport);
 
-    const sturdy::chat_request request{"echo", {sturdy::chat_message::user("ping")}};
-    sturdy::call_state state;
-    sturdy::call_context ctx(sturdy::operation::chat, request.model, state);
-    const auto reply = retry.execute(ctx, [&](sturdy::call_context&) -> sturdy::result<sturdy::chat_response> {
-        sturdy::http_request http;
-        http.method = sturdy::http_method::post;
-        http.url = "scripted:/chat/completions";
-        http.body = nlohmann::json(request).dump();
-        body_sink sink;
-        auto head = transport.send(http, sink);
-        if (!head) return head.error();
-        if (head->status != 200)
-            return sturdy::error(sturdy::kind_for_status(head->status), "status " + std::to_string(head->status),
-                                 head->status);
-        return nlohmann::json::parse(sink.body).get<sturdy::chat_response>();
-    });
-
+    const auto reply = client.try_chat({"echo", {sturdy::chat_message::user("ping")}});
     if (!reply) {
         std::printf("the call failed: %s\n", reply.error().what());
         return 1;
     }
     std::printf("sturdy %s core: \"%s\" after %d requests\n", STURDY_VERSION, reply->content().c_str(),
                 transport.calls());
-    return reply->content() == "ping" && transport.calls() == 2 ? 0 : 1;
+    return reply->content() == "ping" && transport.calls() == 2 && reply->call.attempts == 2 ? 0 : 1;
 }

@@ -118,13 +118,14 @@ struct sink_run {
     std::vector<std::string> delivered;
 };
 
-sink_run run_sink(const std::string& wire) {
+// The sink over `wire`; the callback returns false at its `stop_at`-th chunk (1-based; 0: never).
+sink_run run_sink(const std::string& wire, std::size_t stop_at = 0) {
     sturdy::call_state state;
     sturdy::call_context ctx(sturdy::operation::chat_stream, "m", state);
     sink_run run;
     auto deliver = [&](const sturdy::chat_chunk& c) {
         run.delivered.emplace_back(c.content());
-        return true;
+        return run.delivered.size() != stop_at;
     };
     sturdy::detail::chat_stream_sink sink(ctx, state.begin_attempt(), deliver, "", steady_clock::now(),
                                           *sturdy::real_clock(), {std::size_t{1} << 20, std::size_t{1} << 16});
@@ -161,6 +162,25 @@ TEST_CASE("hardening: data after [DONE] is neither delivered nor accumulated", "
     REQUIRE(unfinished.out);
     CHECK(unfinished.out->content() == "Hi");
     CHECK(unfinished.delivered == std::vector<std::string>{"Hi"});
+}
+
+TEST_CASE("hardening: a caller that stops at a held chunk gets a reply without the content behind it",
+          "[hardening][stream]") {
+    // The role chunk waits for the first content; the caller stops when it is delivered, just
+    // before "Hel" would be: the reply must not hold text the caller never saw (fuzz finding).
+    const std::string role = R"(data: {"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})";
+    auto run = run_sink(role + "\n\n" + event("Hel") + event("lo", "stop") + "data: [DONE]\n\n", 1);
+    REQUIRE(run.out);
+    CHECK(run.out->call.stopped_early);
+    CHECK(run.delivered == std::vector<std::string>{""});
+    CHECK(run.out->content().empty());
+    REQUIRE(run.out->choices.size() == 1);
+    CHECK(run.out->choices[0].message.role == "assistant");  // what was delivered is kept
+
+    // Stopping at the content itself keeps that content: the caller saw it.
+    auto at_content = run_sink(role + "\n\n" + event("Hel") + event("lo", "stop") + "data: [DONE]\n\n", 2);
+    REQUIRE(at_content.out);
+    CHECK(at_content.out->content() == "Hel");
 }
 
 // ---- backoff ----

@@ -125,7 +125,6 @@ private:
         if (!read_json(e.data, chunk_))
             return fail(error(error_kind::invalid_response, "a stream event is not a JSON object: " + truncate_utf8(e.data, 200)));
         if (is_error_object(chunk_)) return fail(stream_error(e.data, secret_));
-        accumulator_.add(chunk_);
         return offer(std::move(chunk_));
     }
 
@@ -136,15 +135,20 @@ private:
     }
 
     // Chunks before the first content wait, so an attempt that fails before committing can be
-    // retried without the caller seeing anything twice.
+    // retried without the caller seeing anything twice. A chunk joins the reply when it is
+    // received if it waits (a failed attempt's partial reply keeps it), else just before it is
+    // delivered: when the caller stops at a waiting chunk, the content behind it is neither
+    // delivered nor in the reply.
     bool offer(chat_chunk chunk) {
         if (!first_content_) {
             if (!carries_content(chunk)) {
+                accumulator_.add(chunk);
                 held_.push_back(std::move(chunk));
                 return true;
             }
             if (!commit()) return false;
         }
+        accumulator_.add(chunk);
         return deliver(chunk);
     }
 
@@ -235,7 +239,6 @@ private:
             piece.finish_reason = std::move(c.finish_reason);
             chunk.choices.push_back(std::move(piece));
         }
-        accumulator_.add(chunk);
         if (!offer(std::move(chunk)) && !user_stopped_) return error(error_kind::cancelled, "another attempt of this call delivered first");
         return succeed(user_stopped_);
     }
