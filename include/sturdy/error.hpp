@@ -131,9 +131,9 @@ struct call_info;  // call_info.hpp: what a call went through
 
 /// A failed call. Thrown by the throwing API, held by `result<T>` in the non-throwing one.
 ///
-/// `what()` reads "KIND [STATUS]: MESSAGE", the status only when there was one, with any terminal
-/// control character the server put in the message written out (see sturdy::printable); the
-/// details keep the text as it was sent.
+/// `what()` reads "KIND [STATUS]: MESSAGE", the status only when there was one (an HTTP status,
+/// 100 to 999), with any terminal control character the server put in the message written out
+/// (see sturdy::printable); the details keep the text as it was sent.
 class error : public std::runtime_error {
 public:
     error(error_kind kind, error_details details)
@@ -183,7 +183,8 @@ private:
     }
     static std::string describe(error_kind kind, const error_details& d) {
         std::string s(to_string(kind));
-        if (d.status != 0) s += " [" + std::to_string(d.status) + "]";
+        // Only an HTTP status: a number a broken transport made up could spell part of the key.
+        if (d.status >= 100 && d.status <= 999) s += " [" + std::to_string(d.status) + "]";
         s += ": ";
         s += d.message.empty() ? std::string("(no message)") : printable(d.message);
         return s;
