@@ -121,25 +121,24 @@ inline fitted_request fit_to_window(const chat_request& request, std::int64_t wi
     const auto& messages = request.messages;
     auto pinned = [](const chat_message& m) { return m.role == "system" || m.role == "developer"; };
 
-    // Turns, each [first, last): from a user message to the next (or, before the first user
-    // message, whatever opened the conversation), system messages aside.
+    // Turns, each from its first message: a user message, or (before the first one) whatever
+    // opened the conversation; system messages aside. Every message is counted once, here.
     struct turn {
-        std::size_t first, last;
+        std::size_t first;
         std::int64_t tokens;
     };
     std::vector<turn> turns;
-    std::int64_t budget = window - reserve_for_reply;
-    if (!request.tools.is_null()) budget -= counter.text(request.tools.dump());
+    std::int64_t fixed = counter.tools(request);  // sent whatever is dropped
     for (std::size_t i = 0; i < messages.size(); ++i) {
         const auto& m = messages[i];
         if (pinned(m)) {
-            budget -= counter.message(m);
+            fixed += counter.message(m);
             continue;
         }
-        if (turns.empty() || m.role == "user") turns.push_back({i, i, 0});
-        turns.back().last = i + 1;
+        if (turns.empty() || m.role == "user") turns.push_back({i, 0});
         turns.back().tokens += counter.message(m);
     }
+    const std::int64_t budget = window - reserve_for_reply - fixed;
 
     // The newest turns that fit; the latest always.
     std::size_t kept_from = turns.size();
@@ -161,7 +160,7 @@ inline fitted_request fit_to_window(const chat_request& request, std::int64_t wi
         else
             ++out.dropped;
     }
-    out.tokens = counter.prompt(out.request);
+    out.tokens = fixed + used;
     out.fits = out.tokens <= window - reserve_for_reply;
     return out;
 }

@@ -92,11 +92,13 @@ public:
         return n;
     }
 
+    /// Tokens of a chat request's tools' definitions, counted as their JSON text.
+    std::int64_t tools(const chat_request& r) const { return r.tools.is_null() ? 0 : text(r.tools.dump()); }
+
     /// Tokens of a chat request's prompt: its messages and its tools.
     std::int64_t prompt(const chat_request& r) const {
-        std::int64_t n = 0;
+        std::int64_t n = tools(r);
         for (const auto& m : r.messages) n += message(m);
-        if (!r.tools.is_null()) n += text(r.tools.dump());
         return n;
     }
 
