@@ -3,6 +3,7 @@
 //   sturdy chat   [options] PROMPT
 //   sturdy models [options]
 //   sturdy embed  [options] TEXT...
+//   sturdy bench  [options] PROMPT
 //
 // `sturdy --help` (arguments.cpp) documents the options and output formats. The output is a
 // contract for scripts: results on stdout; on failure, exit status 1 and exactly one line
@@ -11,30 +12,39 @@
 //
 // on stderr (sturdy::error::what() has that form); exit status 2 for a usage error.
 #include "arguments.hpp"
+#include "bench.hpp"
+#include "client_setup.hpp"
+#include "output.hpp"
 
 #include <sturdy/sturdy.hpp>
 
 #include <nlohmann/json.hpp>
 
-#include <unistd.h>
-
-#include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <exception>
 #include <iomanip>
 #include <iostream>
 #include <optional>
 #include <sstream>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace {
 
 using sturdy_cli::arguments;
+using sturdy_cli::call_options;
+using sturdy_cli::chat_request_for;
+using sturdy_cli::cli_client;
 using sturdy_cli::command;
+using sturdy_cli::cost_of;
+using sturdy_cli::dump;
+using sturdy_cli::model_for;
+using sturdy_cli::one_line;
+using sturdy_cli::options_for;
+using sturdy_cli::output;
+using sturdy_cli::policy_for;
+using sturdy_cli::to_ms;
 
 // JSON we print keeps its keys in the order written, as --help lists them.
 using ordered_json = nlohmann::ordered_json;
@@ -43,59 +53,14 @@ using ordered_json = nlohmann::ordered_json;
 using float_json = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool, std::int64_t,
                                         std::uint64_t, float>;
 
-/// stdout, remembering whether a line was left open, so that an error after streamed text can
-/// finish that line first. Everything printed has the API key taken out (a server or a model may
-/// echo it), and on a terminal, a reply's control characters are written out rather than obeyed.
-class output {
-public:
-    explicit output(std::string secret = {}) : secret_(std::move(secret)), terminal_(isatty(STDOUT_FILENO) == 1) {}
-
-    /// Writes `text` at once (a streamed chunk).
-    void write(std::string_view text) {
-        if (text.empty()) return;
-        std::cout << shown(text) << std::flush;
-        open_line_ = text.back() != '\n';
-    }
-    void line(std::string_view text) {
-        std::cout << shown(text) << '\n';
-        open_line_ = false;
-    }
-    void end_open_line() {
-        if (open_line_) line("");
-    }
-
-private:
-    std::string shown(std::string_view text) const {
-        std::string safe = sturdy::redact(text, secret_);
-        return terminal_ ? sturdy::printable(safe) : safe;
-    }
-
-    std::string secret_;
-    bool terminal_;
-    bool open_line_ = false;
-};
-
-/// One line of JSON. Invalid UTF-8 (a model may produce it) is replaced rather than thrown on.
-template <class Json>
-std::string dump(const Json& j) {
-    return j.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-/// `text` with its line breaks turned into spaces: an error is one line on stderr.
-std::string one_line(std::string text) {
-    for (char& c : text)
-        if (c == '\n' || c == '\r') c = ' ';
-    return text;
-}
-
-double to_ms(std::chrono::microseconds d) { return static_cast<double>(d.count()) / 1000.0; }
-
 /// A string field, or null when the server left it out.
 template <class Json>
 Json string_or_null(const std::string& s) {
     return s.empty() ? Json(nullptr) : Json(s);
 }
 
+/// The usage, with the cached and reasoning tokens when the server reported some (in whichever
+/// provider's form: token_usage reads them all).
 template <class Json>
 Json usage_json(const std::optional<sturdy::token_usage>& usage, bool with_completion) {
     if (!usage) return nullptr;
@@ -103,69 +68,26 @@ Json usage_json(const std::optional<sturdy::token_usage>& usage, bool with_compl
     j["prompt_tokens"] = usage->prompt_tokens;
     if (with_completion) j["completion_tokens"] = usage->completion_tokens;  // embeddings have none
     j["total_tokens"] = usage->total_tokens;
+    if (const auto cached = usage->cached_prompt_tokens(); cached > 0) j["cached_tokens"] = cached;
+    if (const auto reasoning = usage->reasoning_tokens(); reasoning > 0) j["reasoning_tokens"] = reasoning;
     return j;
 }
 
-/// --model, else $OPENAI_MODEL, else the command's default.
-std::string model_for(const arguments& args, const char* fallback) {
-    if (args.model) return *args.model;
-    const char* env = std::getenv("OPENAI_MODEL");
-    return env && *env ? env : fallback;
+template <class Json>
+Json cost_json(const arguments& args, const sturdy::call_info& call, const std::optional<sturdy::token_usage>& usage) {
+    const auto cost = cost_of(args, call, usage);
+    return cost ? Json(*cost) : Json(nullptr);
 }
 
-// The policy is chosen at run time (a fallback chain or not), so the client holds any policy.
-using cli_client = sturdy::basic_client<sturdy::curl_transport, sturdy::any_policy>;
-
-sturdy::backoff backoff_for(sturdy_cli::jitter j) {
-    using namespace std::chrono_literals;
-    switch (j) {
-        case sturdy_cli::jitter::full: return sturdy::backoff::full_jitter(500ms, 8s);
-        case sturdy_cli::jitter::equal: return sturdy::backoff::equal_jitter(500ms, 8s);
-        case sturdy_cli::jitter::decorrelated: return sturdy::backoff::decorrelated_jitter(500ms, 8s);
-        case sturdy_cli::jitter::official: break;
-    }
-    return sturdy::backoff::official();
-}
-
-/// Retries for each model; with --fallback, a chain of models on the same base URL, each with
-/// its own retries, moving on when a model's retries are spent.
-sturdy::any_policy policy_for(const arguments& args, const std::string& model) {
-    sturdy::retry_options retry;
-    retry.max_retries = args.max_retries;
-    retry.backoff = backoff_for(args.retry_jitter);
-    const sturdy::retry_policy retries(retry);
-    if (args.fallback_models.empty()) return retries;
-    std::vector<sturdy::fallback_target> chain;
-    chain.push_back(sturdy::fallback_target(model, model).with_policy(retries));
-    for (const auto& fallback : args.fallback_models) chain.push_back(sturdy::fallback_target(fallback, fallback).with_policy(retries));
-    return sturdy::fallback_policy(std::move(chain));
-}
-
-/// The environment's settings (OPENAI_BASE_URL, OPENAI_API_KEY...), then the command line's.
-sturdy::client_options options_for(const arguments& args) {
-    auto options = sturdy::client_options::from_env();
-    if (args.base_url) options.base_url = *args.base_url;
-    if (args.api_key) options.api_key = *args.api_key;
-    return options;
-}
-
-sturdy::request_options call_options(const arguments& args) {
-    sturdy::request_options call;
-    // A bound on the whole call: every attempt, retry wait and stream (it also replaces the
-    // client's default per-attempt limit of 600 s).
-    if (args.timeout) call.total_timeout = *args.timeout;
-    call.idle_timeout = args.idle_timeout;
-    call.first_token_timeout = args.first_token_timeout;
-    return call;
+/// The client of chat, models or embed, for --model or the command's default model.
+cli_client client_for(const arguments& args, sturdy::client_options options) {
+    const char* default_model =
+        args.what == command::embed ? sturdy_cli::default_embedding_model : sturdy_cli::default_chat_model;
+    return cli_client(std::move(options), policy_for(args, model_for(args, default_model)));
 }
 
 void chat(const cli_client& client, const arguments& args, output& out) {
-    sturdy::chat_request request(model_for(args, "gpt-4o-mini"), {});
-    if (args.system) request.messages.push_back(sturdy::chat_message::system(*args.system));
-    request.messages.push_back(sturdy::chat_message::user(args.inputs.front()));
-    request.max_tokens = args.max_tokens;
-    request.temperature = args.temperature;
-    request.seed = args.seed;
+    sturdy::chat_request request = chat_request_for(args, model_for(args, sturdy_cli::default_chat_model));
 
     sturdy::chat_response reply;
     if (args.stream) {
@@ -201,6 +123,7 @@ void chat(const cli_client& client, const arguments& args, output& out) {
     j["latency_ms"] = to_ms(reply.call.latency);
     j["attempts"] = reply.call.attempts;
     j["fallbacks"] = reply.call.fallbacks;
+    j["cost_usd"] = cost_json<ordered_json>(args, reply.call, reply.usage);
     if (args.stream) {
         const auto& ttft = reply.call.time_to_first_token;
         j["ttft_ms"] = ttft ? ordered_json(to_ms(*ttft)) : ordered_json(nullptr);
@@ -219,7 +142,7 @@ void models(const cli_client& client, const arguments& args, output& out) {
 }
 
 void embed(const cli_client& client, const arguments& args, output& out) {
-    sturdy::embedding_request request(model_for(args, "text-embedding-3-small"), args.inputs);
+    sturdy::embedding_request request(model_for(args, sturdy_cli::default_embedding_model), args.inputs);
     request.dimensions = args.dimensions;
     const sturdy::embedding_response reply = client.embed(request, call_options(args));
 
@@ -230,6 +153,8 @@ void embed(const cli_client& client, const arguments& args, output& out) {
         j["model"] = string_or_null<float_json>(reply.model);
         j["data"] = std::move(data);
         j["usage"] = usage_json<float_json>(reply.usage, false);
+        // As a float, like every number here: 7 significant digits, plenty for a cost.
+        j["cost_usd"] = cost_json<float_json>(args, reply.call, reply.usage);
         out.line(dump(j));
         return;
     }
@@ -248,26 +173,26 @@ void embed(const cli_client& client, const arguments& args, output& out) {
 
 int main(int argc, char** argv) {
     arguments args;
+    sturdy::client_options options;
     try {
         args = sturdy_cli::parse_arguments(argc, argv);
+        if (args.help) {
+            std::cout << sturdy_cli::help_text << std::flush;
+            return 0;
+        }
+        options = options_for(args);  // reads --prices FILE
     } catch (const sturdy_cli::usage_error& e) {
         std::cerr << "error: usage: " << one_line(e.what()) << " (see sturdy --help)\n";
         return 2;
     }
-    if (args.help) {
-        std::cout << sturdy_cli::help_text << std::flush;
-        return 0;
-    }
 
-    auto options = options_for(args);
     output out(options.api_key);
     try {
-        const std::string model = model_for(args, args.what == command::embed ? "text-embedding-3-small" : "gpt-4o-mini");
-        const cli_client client(std::move(options), policy_for(args, model));
         switch (args.what) {
-            case command::chat: chat(client, args, out); break;
-            case command::models: models(client, args, out); break;
-            case command::embed: embed(client, args, out); break;
+            case command::chat: chat(client_for(args, std::move(options)), args, out); break;
+            case command::models: models(client_for(args, std::move(options)), args, out); break;
+            case command::embed: embed(client_for(args, std::move(options)), args, out); break;
+            case command::bench: sturdy_cli::bench(args, options, out); break;  // a client per target
         }
     } catch (const sturdy::error& e) {
         // Streamed text stays printed; the error goes on a line of its own.

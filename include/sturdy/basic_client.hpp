@@ -9,6 +9,7 @@
 #include <sturdy/clock.hpp>
 #include <sturdy/embeddings.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/models.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/policy.hpp>
@@ -85,7 +86,7 @@ public:
                 return true;
             }
         };
-        const auto started = std::chrono::steady_clock::now();
+        const auto started = timing_.clock->now();
         return run<chat_response>(operation::chat_stream, request, call,
                                   [&](call_context& ctx) { return streamed(ctx, call, body, deliver, started); });
     }
@@ -240,14 +241,15 @@ private:
 
     template <class T, class Attempt>
     result<T> run_with(call_context& ctx, call_state& state, const request_options& call, Attempt& attempt) const {
-        const auto started = std::chrono::steady_clock::now();
+        const auto started = timing_.clock->now();
         ctx.cancel = call.cancel;
         ctx.first_token_timeout = call.first_token_timeout;
         ctx.idle_timeout = call.idle_timeout;
         ctx.route_order = call.route_order;
         ctx.pinned_route = call.pinned_route;
+        ctx.properties = call.properties;
         if (call.total_timeout) ctx.deadline = deadline::after(timing_.clock, *call.total_timeout);
-        result<T> outcome = policy_.execute(ctx, attempt);
+        result<T> outcome = sturdy::execute(policy_, ctx, attempt);
         if (!outcome) {
             sturdy::error failure = outcome.error();
             state.note_outcome(failure);  // the call's own error is the last of its report, whoever made it
@@ -286,10 +288,9 @@ private:
     }
 
     /// The call-level part of a report; the answering attempt filled in its own (request id, ttft).
-    static void fill_report(call_info& info, const call_state& state, std::chrono::steady_clock::time_point started) {
+    void fill_report(call_info& info, const call_state& state, clock::time_point started) const {
         info.attempts = state.attempts();
-        info.latency =
-            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+        info.latency = std::chrono::duration_cast<std::chrono::microseconds>(timing_.clock->now() - started);
         info.route = state.route_name();
         info.fallbacks = state.fallbacks();
         info.hedges = state.hedges();
@@ -356,38 +357,26 @@ private:
         return error(error_kind::timeout, std::move(d));
     }
 
-    /// One attempt, whatever its kind: refused once a stream committed, whichever policy asks for
-    /// it (a retry, a fallback, a user's own), then made by `send(ctx, number)` and recorded in the
-    /// call's report.
+    /// One attempt, whatever its kind (the executor has checked that it may start): made by
+    /// `send(ctx, number)` and recorded in the call's report.
     template <class T, class Send>
     result<T> attempt(call_context& ctx, Send&& send) const {
-        if (ctx.state->committed()) return note(ctx, replay_refused());
         const int number = ctx.state->begin_attempt();
         ctx.last_reply = reply_observation{};  // what this attempt sees, never an earlier one's
-        const auto started = std::chrono::steady_clock::now();
+        const auto started = timing_.clock->now();
         result<T> out = send(ctx, number);
         attempt_record record;
         record.number = number;
         if (ctx.route) record.route = ctx.route->name;
         record.model = std::string(ctx.effective_model());
         record.status = ctx.last_reply.status;
-        record.latency =
-            ctx.last_reply.latency.count() > 0
-                ? ctx.last_reply.latency
-                : std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+        record.latency = ctx.last_reply.latency.count() > 0
+                             ? ctx.last_reply.latency
+                             : std::chrono::duration_cast<std::chrono::microseconds>(timing_.clock->now() - started);
         if (ctx.last_reply.delivered) record.time_to_first_token = ctx.last_reply.latency;
         if (!out) record.failure = out.error();
         ctx.state->note_attempt(std::move(record));
         return out;
-    }
-
-    static error replay_refused() {
-        error_details d;
-        d.code = std::string(error_codes::stream_committed);
-        d.message =
-            "another attempt was asked for after the stream delivered content to the caller; it was refused, "
-            "since the caller would see a second reply";
-        return error(error_kind::invalid_argument, std::move(d));
     }
 
     template <class T>
@@ -404,10 +393,9 @@ private:
         if (!req) return note(ctx, deadline_passed());
         const auto& secret = secret_for(ctx);
         body_collector sink(options_.max_response_bytes, detail::error_read_limit);
-        const auto started = std::chrono::steady_clock::now();
+        const auto started = timing_.clock->now();
         auto head = transport_.send(*req, sink);
-        ctx.last_reply.latency =
-            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+        ctx.last_reply.latency = std::chrono::duration_cast<std::chrono::microseconds>(timing_.clock->now() - started);
         if (sink.overflowed()) {
             if (sink.status() >= 200 && sink.status() < 300)
                 return failed(ctx, detail::size_limit_error(error_codes::response_too_large, "the reply", sink.limit()),
@@ -440,7 +428,7 @@ private:
 
     template <class Deliver>
     result<chat_response> streamed(call_context& ctx, const request_options& call, const prepared_body& body,
-                                   Deliver& deliver, std::chrono::steady_clock::time_point call_started) const {
+                                   Deliver& deliver, clock::time_point call_started) const {
         return attempt<chat_response>(ctx, [&](call_context& at, int id) -> result<chat_response> {
             auto req = prepare(at, call, http_method::post, "/chat/completions", body, true);
             if (!req) return note(at, deadline_passed());

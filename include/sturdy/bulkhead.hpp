@@ -16,6 +16,7 @@
 #include <sturdy/cancellation.hpp>
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/detail/duration_text.hpp>
 #include <sturdy/detail/option_check.hpp>
@@ -84,10 +85,12 @@ struct bulkhead_options {
 /// order. A slot is held for the whole of what runs inside the bulkhead and freed however that
 /// ends: an outcome, a failure or an exception. Copies share the slots; thread-safe.
 ///
-/// The wait is a sleep on the injected clock that a freed slot or a cancellation cuts short, so
-/// max_wait runs in virtual time under sturdy::testing::fake_clock (use its manual mode: in
-/// auto_advance mode, a queued caller's sleep jumps straight to its timeout).
-class bulkhead {
+/// A queued call holds no thread: it asks the call's executor to wait (`ctx.exec->after`) on the
+/// injected clock for its time left, on a token that a freed slot or a cancellation fires. On the
+/// blocking executor that wait is a sleep of the caller's own thread, so max_wait runs in virtual
+/// time under sturdy::testing::fake_clock (use its manual mode: in auto_advance mode, a queued
+/// caller's sleep jumps straight to its timeout).
+class bulkhead : public blocking_form<bulkhead> {
 public:
     /// Throws std::invalid_argument for max_concurrent < 1, max_queue < 0 or a negative max_wait.
     explicit bulkhead(bulkhead_options options = {}, sturdy::timing timing = {})
@@ -108,32 +111,83 @@ public:
         return static_cast<int>(state_->queue.size());
     }
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
-        if (auto refused = acquire(ctx)) {
-            if (refused->kind() == error_kind::rate_limited) ctx.state->note_error(*refused);  // no attempt will record it
-            return *refused;
-        }
-        slot held(*state_);
-        return attempt(ctx);
-    }
+    /// Runs the call in a free slot, queues it for one, or refuses it when the queue is full.
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const;
 
 private:
-    // The longest single sleep: a real clock's wait_for overflows with duration::max().
+    // The longest single wait: a real clock's wait_for overflows with duration::max().
     static constexpr clock::duration longest_sleep = std::chrono::hours(1);
 
+    /// A caller in the queue: the FIFO holds these, and a freed slot is handed to the first.
     struct waiter {
         explicit waiter(const cancellation_token& caller) : wake(caller) {}
         cancellation_source wake;  ///< fired by a slot handed over, and by the caller's cancellation
         bool granted = false;      ///< guarded by state::mutex
     };
 
+    /// How a call met the bulkhead: a free slot, a place in the queue, or neither (the queue is full).
+    struct arrival {
+        bool admitted = false;
+        std::shared_ptr<waiter> queued;
+        int in_flight = 0, queue_length = 0;  ///< as the call found them, for its event
+    };
+
+    /// How a wait ended, with the counts as it left them for its event.
+    struct wait_end {
+        bulkhead_action action;
+        int in_flight, queue_length;
+    };
+
+    /// What the copies of a bulkhead share: its slots and its queue, and the decisions on them.
     struct state {
         state(bulkhead_options o, sturdy::timing t) : options(std::move(o)), timing(std::move(t)) {
             detail::require_option(options.max_concurrent >= 1, "bulkhead", "max_concurrent", "must be at least 1");
             detail::require_option(options.max_queue >= 0, "bulkhead", "max_queue", "must not be negative");
             detail::require_option(options.max_wait >= clock::duration::zero(), "bulkhead", "max_wait",
                                    "must not be negative");
+        }
+
+        /// Takes a free slot when nobody waits for one, else a place at the end of the queue if there is one.
+        arrival arrive(const cancellation_token& caller) {
+            std::lock_guard<std::mutex> lock(mutex);
+            arrival a;
+            if (in_flight < options.max_concurrent && queue.empty()) {
+                ++in_flight;
+                a.admitted = true;
+                return a;
+            }
+            if (static_cast<int>(queue.size()) < options.max_queue) {
+                a.queued = std::make_shared<waiter>(caller);
+                queue.push_back(a.queued);
+            }
+            a.in_flight = in_flight;
+            a.queue_length = static_cast<int>(queue.size());
+            return a;
+        }
+
+        /// Decides a waiter's wait after a wake-up: a slot handed over admits it, else a cancellation
+        /// or the end of its time takes it out of the queue; nullopt: it waits on.
+        std::optional<wait_end> settle_wait(const std::shared_ptr<waiter>& w, bool cancelled, bool time_up) {
+            std::optional<bulkhead_action> action;
+            bool handed_slot = false;
+            int counted_in_flight = 0, queue_length = 0;
+            {
+                std::lock_guard<std::mutex> lock(mutex);
+                handed_slot = w->granted;
+                if (handed_slot) {
+                    action = cancelled ? bulkhead_action::cancelled : bulkhead_action::admitted;
+                } else if (cancelled || time_up) {
+                    const auto place = std::find(queue.begin(), queue.end(), w);
+                    if (place != queue.end()) queue.erase(place);
+                    action = cancelled ? bulkhead_action::cancelled : bulkhead_action::timed_out;
+                }
+                counted_in_flight = in_flight;
+                queue_length = static_cast<int>(queue.size());
+            }
+            if (!action) return std::nullopt;
+            if (handed_slot && *action == bulkhead_action::cancelled) release();  // on to the next waiter
+            return wait_end{*action, counted_in_flight, queue_length};
         }
 
         /// Frees a slot, handing it straight to the first waiter so that nobody overtakes the queue.
@@ -152,8 +206,6 @@ private:
             if (next) next->wake.cancel();
         }
 
-        void leave_queue(const std::shared_ptr<waiter>& w) { queue.erase(std::find(queue.begin(), queue.end(), w)); }
-
         const bulkhead_options options;
         const sturdy::timing timing;
         std::mutex mutex;
@@ -161,17 +213,37 @@ private:
         std::deque<std::shared_ptr<waiter>> queue;
     };
 
-    /// Holds a slot until destroyed, also when the attempt throws.
+    /// A slot held by a call, freed once: when its outcome arrives, or when the call ends without
+    /// one (its attempt threw, or its continuation was dropped).
     class slot {
     public:
-        explicit slot(state& s) : state_(s) {}
-        ~slot() { state_.release(); }
+        explicit slot(std::shared_ptr<state> s) : state_(std::move(s)) {}
+        ~slot() { free(); }
         slot(const slot&) = delete;
         slot& operator=(const slot&) = delete;
+        void free() noexcept {
+            if (state_) state_->release();
+            state_.reset();
+        }
 
     private:
-        state& state_;
+        std::shared_ptr<state> state_;
     };
+
+    /// Frees the call's slot, then hands its outcome on.
+    template <class T, class Done>
+    struct free_slot {
+        std::shared_ptr<slot> held;
+        Done done;
+        void operator()(result<T> outcome) {
+            held->free();
+            held.reset();
+            done(std::move(outcome));
+        }
+    };
+
+    template <class T, class Next, class Done>
+    class queued_call;
 
     static bulkhead_options with_limit(int max_concurrent) {
         bulkhead_options o;
@@ -179,87 +251,115 @@ private:
         return o;
     }
 
-    void notify(const call_context& ctx, bulkhead_action action, clock::duration waited, int in_flight, int queued) const {
-        if (state_->options.on_event)
-            state_->options.on_event(bulkhead_event{state_->options.name, ctx.op, ctx.effective_model(), action, waited, in_flight, queued});
+    static void notify(const state& s, const call_context& ctx, bulkhead_action action, clock::duration waited,
+                       int in_flight, int queued) {
+        if (s.options.on_event)
+            s.options.on_event(
+                bulkhead_event{s.options.name, ctx.op, ctx.effective_model(), action, waited, in_flight, queued});
     }
 
-    error refusal(std::string_view code, const std::string& why) const {
+    static error refusal(const state& s, std::string_view code, const std::string& why) {
         error_details d;
         d.code = std::string(code);
-        d.message = "bulkhead '" + state_->options.name + "' refused the call: " + why;
+        d.message = "bulkhead '" + s.options.name + "' refused the call: " + why;
         return error(error_kind::rate_limited, std::move(d));
-    }
-
-    /// Takes a slot, waiting for one if need be; the error when the call may not go ahead.
-    std::optional<error> acquire(const call_context& ctx) const {
-        auto& s = *state_;
-        const auto& o = s.options;
-        std::shared_ptr<waiter> w;
-        int in_flight = 0, queued = 0;
-        {
-            std::lock_guard<std::mutex> lock(s.mutex);
-            if (s.in_flight < o.max_concurrent && s.queue.empty()) {
-                ++s.in_flight;
-                return std::nullopt;
-            }
-            if (static_cast<int>(s.queue.size()) < o.max_queue) {
-                w = std::make_shared<waiter>(ctx.cancel);
-                s.queue.push_back(w);
-            }
-            in_flight = s.in_flight;
-            queued = static_cast<int>(s.queue.size());
-        }
-        if (!w) {
-            notify(ctx, bulkhead_action::queue_full, clock::duration::zero(), in_flight, queued);
-            return refusal(error_codes::bulkhead_full, std::to_string(in_flight) + " calls in flight (its limit) and " + std::to_string(queued) +
-                           " waiting (its queue is full)");
-        }
-        notify(ctx, bulkhead_action::queued, clock::duration::zero(), in_flight, queued);
-
-        const auto& clock = *s.timing.clock;
-        const auto started = clock.now();
-        const auto wake = w->wake.token();
-        for (;;) {
-            const auto waited = clock.now() - started;
-            auto left = o.max_wait - waited;
-            const bool deadline_first = ctx.deadline.is_set() && ctx.deadline.remaining() < left;
-            if (deadline_first) left = ctx.deadline.remaining();
-            std::optional<bulkhead_action> ending;
-            bool granted = false;
-            {
-                std::lock_guard<std::mutex> lock(s.mutex);
-                granted = w->granted;
-                const bool cancelled = ctx.cancel.cancelled();
-                if (granted) {
-                    ending = cancelled ? bulkhead_action::cancelled : bulkhead_action::admitted;
-                } else if (cancelled || left <= clock::duration::zero()) {
-                    s.leave_queue(w);
-                    ending = cancelled ? bulkhead_action::cancelled : bulkhead_action::timed_out;
-                }
-                in_flight = s.in_flight;
-                queued = static_cast<int>(s.queue.size());
-            }
-            if (!ending) {
-                // Cut short by a slot handed over or by the caller's cancellation.
-                clock.sleep_for(std::min(left, longest_sleep), wake);
-                continue;
-            }
-            if (granted && *ending == bulkhead_action::cancelled) s.release();
-            notify(ctx, *ending, waited, in_flight, queued);
-            switch (*ending) {
-                case bulkhead_action::admitted:
-                    return std::nullopt;
-                case bulkhead_action::cancelled:
-                    return error(error_kind::cancelled, "cancelled while waiting for a slot in bulkhead '" + o.name + "'");
-                default:
-                    return refusal(error_codes::bulkhead_timeout, deadline_first ? std::string("no free slot before the call's deadline")
-                                                  : "no free slot within max_wait (" + detail::duration_text(o.max_wait) + ")");
-            }
-        }
     }
 
     std::shared_ptr<state> state_;
 };
+
+/// A call waiting in the queue: its wake-ups, and what it does once its wait ends.
+template <class T, class Next, class Done>
+class bulkhead::queued_call : public std::enable_shared_from_this<queued_call<T, Next, Done>> {
+public:
+    queued_call(std::shared_ptr<state> s, call_context& ctx, Next next, Done done, std::shared_ptr<waiter> w)
+        : state_(std::move(s)), ctx_(ctx), next_(std::move(next)), done_(std::move(done)), waiter_(std::move(w)),
+          started_(state_->timing.clock->now()) {}
+    queued_call(const queued_call&) = delete;
+    queued_call& operator=(const queued_call&) = delete;
+    /// A wait dropped before it ended (its executor stopped, or an event hook threw) gives up its
+    /// place in the queue, or the slot it was handed.
+    ~queued_call() {
+        if (!ended_) state_->settle_wait(waiter_, /*cancelled=*/true, /*time_up=*/true);
+    }
+
+    /// Waits until a slot is handed over, max_wait or the call's deadline passes, or the call is
+    /// cancelled, whichever comes first.
+    void wait() { settle(std::nullopt); }
+
+private:
+    /// The time a waiter has left, and whether the call's deadline (not max_wait) sets it.
+    struct time_limit {
+        clock::duration left;
+        bool by_deadline;
+    };
+
+    time_limit time_left(clock::duration waited) const {
+        time_limit t{state_->options.max_wait - waited, false};
+        if (ctx_.deadline.is_set() && ctx_.deadline.remaining() < t.left) t = {ctx_.deadline.remaining(), true};
+        return t;
+    }
+
+    /// After a wake-up: ends the wait, or waits on. `ran_out` is the limit whose whole time the
+    /// executor says has passed, when it has.
+    void settle(std::optional<time_limit> ran_out) {
+        auto& s = *state_;
+        const auto waited = s.timing.clock->now() - started_;
+        const time_limit limit = ran_out ? *ran_out : time_left(waited);
+        const bool time_up = ran_out || limit.left <= clock::duration::zero();
+        const auto end = s.settle_wait(waiter_, ctx_.cancel.cancelled(), time_up);
+        ended_ = end.has_value();
+        if (!end) {
+            // Waits out the time left (in steps of at most longest_sleep); a slot handed over or the
+            // caller's cancellation fires the token and cuts the wait short.
+            const bool whole = limit.left <= longest_sleep;
+            ctx_.exec->after(*s.timing.clock, whole ? limit.left : longest_sleep, waiter_->wake.token(),
+                             [self = this->shared_from_this(), whole, limit](bool elapsed) {
+                                 self->settle(elapsed && whole ? std::optional<time_limit>(limit) : std::nullopt);
+                             });
+            return;
+        }
+        std::shared_ptr<slot> held;
+        if (end->action == bulkhead_action::admitted) held = std::make_shared<slot>(state_);
+        notify(s, ctx_, end->action, waited, end->in_flight, end->queue_length);
+        switch (end->action) {
+            case bulkhead_action::admitted: return next_(ctx_, free_slot<T, Done>{std::move(held), std::move(done_)});
+            case bulkhead_action::cancelled:
+                return done_(error(error_kind::cancelled,
+                                   "cancelled while waiting for a slot in bulkhead '" + s.options.name + "'"));
+            default:
+                return done_(refusal(s, error_codes::bulkhead_timeout,
+                                     limit.by_deadline ? std::string("no free slot before the call's deadline")
+                                                       : "no free slot within max_wait (" +
+                                                             detail::duration_text(s.options.max_wait) + ")"));
+        }
+    }
+
+    std::shared_ptr<state> state_;
+    call_context& ctx_;
+    Next next_;
+    Done done_;
+    std::shared_ptr<waiter> waiter_;
+    clock::time_point started_;
+    bool ended_ = false;
+};
+
+template <class T, class Next, class Done>
+void bulkhead::start(call_context& ctx, Next next, Done done) const {
+    auto& s = *state_;
+    auto arrived = s.arrive(ctx.cancel);
+    if (arrived.admitted) return next(ctx, free_slot<T, Done>{std::make_shared<slot>(state_), std::move(done)});
+    if (!arrived.queued) {
+        notify(s, ctx, bulkhead_action::queue_full, clock::duration::zero(), arrived.in_flight, arrived.queue_length);
+        return done(refusal(s, error_codes::bulkhead_full,
+                            std::to_string(arrived.in_flight) + " calls in flight (its limit) and " +
+                                std::to_string(arrived.queue_length) + " waiting (its queue is full)"));
+    }
+    // Made before the event, so that a hook that throws leaves no stray waiter in the queue.
+    auto waiting = std::make_shared<queued_call<T, Next, Done>>(state_, ctx, std::move(next), std::move(done),
+                                                                std::move(arrived.queued));
+    notify(s, ctx, bulkhead_action::queued, clock::duration::zero(), arrived.in_flight, arrived.queue_length);
+    waiting->wait();
+}
 
 }  // namespace sturdy

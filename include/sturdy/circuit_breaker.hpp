@@ -29,6 +29,7 @@
 #include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/outcome_window.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/result.hpp>
 #include <sturdy/retry.hpp>
@@ -458,13 +459,15 @@ private:
 
 /// A circuit breaker policy. Copies share one circuit, so keep a copy to watch or steer the one
 /// inside a client; use one breaker per backend you want to protect separately. Thread-safe.
-class circuit_breaker {
+class circuit_breaker : public blocking_form<circuit_breaker> {
 public:
     explicit circuit_breaker(circuit_breaker_options options = {}, sturdy::timing timing = {})
         : core_(std::make_shared<detail::breaker_core>(std::move(options), std::move(timing))) {}
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
+    /// Admits the call or refuses it with circuit_open; an admitted call's outcome is counted
+    /// before `done` sees it.
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const;
 
     /// The state now; an open circuit whose break is over reports (and becomes) half_open.
     circuit_state state() const { return core_->state(); }
@@ -478,40 +481,49 @@ public:
     const std::string& name() const noexcept { return core_->options().name; }
 
 private:
-    /// Frees the probe's place if the attempt throws instead of returning an outcome.
+    /// An admitted call's place in the circuit. Counts the call's outcome once; when the call ends
+    /// without one (its attempt threw, or its continuation was dropped), frees the probe's place.
     class pass {
     public:
-        pass(detail::breaker_core& core, const detail::breaker_core::ticket& t) : core_(core), ticket_(t) {}
+        pass(std::shared_ptr<detail::breaker_core> core, const detail::breaker_core::ticket& t)
+            : core_(std::move(core)), ticket_(t) {}
         ~pass() {
-            if (!recorded_) core_.abandon(ticket_);
+            if (!recorded_) core_->abandon(ticket_);
         }
         pass(const pass&) = delete;
         pass& operator=(const pass&) = delete;
         void record(const error* failure, operation op) {
             recorded_ = true;
-            core_.record(ticket_, failure, op);
+            core_->record(ticket_, failure, op);
         }
 
     private:
-        detail::breaker_core& core_;
+        std::shared_ptr<detail::breaker_core> core_;
         detail::breaker_core::ticket ticket_;
         bool recorded_ = false;
+    };
+
+    /// Counts the outcome of what ran inside the breaker, then hands it on.
+    template <class T, class Done>
+    struct count_outcome {
+        std::shared_ptr<pass> through;
+        operation op;
+        Done done;
+        void operator()(result<T> outcome) {
+            through->record(outcome ? nullptr : &outcome.error(), op);
+            through.reset();
+            done(std::move(outcome));
+        }
     };
 
     std::shared_ptr<detail::breaker_core> core_;
 };
 
-template <class Attempt>
-auto circuit_breaker::execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+template <class T, class Next, class Done>
+void circuit_breaker::start(call_context& ctx, Next next, Done done) const {
     auto admitted = core_->admit(ctx);
-    if (!admitted) {
-        ctx.state->note_error(admitted.error());
-        return admitted.error();
-    }
-    pass through(*core_, *admitted);
-    auto outcome = attempt(ctx);
-    through.record(outcome ? nullptr : &outcome.error(), ctx.op);
-    return outcome;
+    if (!admitted) return done(admitted.error());
+    next(ctx, count_outcome<T, Done>{std::make_shared<pass>(core_, *admitted), ctx.op, std::move(done)});
 }
 
 }  // namespace sturdy

@@ -102,6 +102,9 @@ inline constexpr std::string_view routes_cooling_down = "routes_cooling_down";
 inline constexpr std::string_view stream_committed = "stream_committed";
 /// api_status: the server answered with a redirect, which sturdy does not follow.
 inline constexpr std::string_view redirect = "redirect";
+/// not_found from a model_catalog: the endpoint does not serve the model named. It is also the code
+/// OpenAI's own reply carries, so one check covers both.
+inline constexpr std::string_view model_not_found = "model_not_found";
 }  // namespace error_codes
 
 struct chat_response;  // chat.hpp

@@ -21,6 +21,7 @@
 #include <sturdy/context_window.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/detail/routing.hpp>
@@ -180,13 +181,16 @@ struct fallback_target_stats {
 ///
 /// A target's endpoint replaces the client's for its attempts (its base URL, key, organization,
 /// project, headers), including any route an outer policy chose. Copies share the statistics.
-class fallback_policy {
+///
+/// The chain never waits: a target's own policy does (through the call's executor), and the chain
+/// turns to the next target when that policy hands its outcome back, on whichever thread it does.
+class fallback_policy : public blocking_form<fallback_policy> {
 public:
     explicit fallback_policy(std::vector<fallback_target> targets, fallback_options options = {},
                              sturdy::timing timing = {});
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const;
 
     /// Per target, in the order given.
     std::vector<fallback_target_stats> stats() const;
@@ -212,6 +216,29 @@ private:
         sturdy::timing timing;
         mutable std::vector<counters> counts;
     };
+    /// One call's way through the chain, as far as it went: what the decisions below read and update.
+    struct walk {
+        std::vector<std::size_t> plan;        ///< the targets in the order this call tries them
+        std::size_t next = 0;                 ///< where in the plan it goes on
+        std::int64_t needed = 0;              ///< the call's estimated prompt plus its max output tokens
+        std::optional<error> last;            ///< what the last target called failed with
+        std::optional<std::size_t> previous;  ///< that target
+        int moves = 0;
+        bool cooling = false;  ///< a target was passed over for its cool-down
+        /// After a context_length_exceeded, only targets with a declared window above this are tried.
+        std::optional<std::int64_t> overflowed_at;
+        /// Targets whose key a 401 or 403 refused: the ones sharing it are passed over.
+        std::vector<std::size_t> refused_keys;
+    };
+    template <class T, class Next, class Done>
+    class run;
+
+    // The decisions and their counts, apart from the glue that waits for outcomes (`run`). Time is
+    // the chain's injected clock's.
+    std::optional<std::size_t> next_target(walk& w, call_context& ctx) const;
+    void answered(std::size_t i, int sent) const;
+    bool moves_on(walk& w, std::size_t i, int sent, const error& failure, const call_context& ctx) const;
+    error exhausted(const walk& w) const;
 
     fallback_target_stats stats_of(std::size_t i) const;
     std::optional<fallback_skip> skip_reason(std::size_t i, const call_context& ctx, std::int64_t needed,
@@ -245,76 +272,134 @@ inline fallback_policy::fallback_policy(std::vector<fallback_target> targets, fa
     state_ = std::move(s);
 }
 
-template <class Attempt>
-auto fallback_policy::execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
-    using outcome_type = decltype(attempt(ctx));
+/// One call through a fallback chain: the target it is at, and the decision after each outcome.
+template <class T, class Next, class Done>
+class fallback_policy::run : public std::enable_shared_from_this<run<T, Next, Done>> {
+public:
+    run(const fallback_policy& policy, call_context& ctx, walk way, Next next, Done done)
+        : policy_(policy), ctx_(ctx), way_(std::move(way)), next_(std::move(next)), done_(std::move(done)),
+          outer_route_(ctx.route) {}
+
+    /// Calls the next target that is not passed over, or ends the call when none is left.
+    void call_next() {
+        const auto i = policy_.next_target(way_, ctx_);
+        if (!i) return done_(policy_.exhausted(way_));
+        const entry& target = policy_.state_->targets[*i];
+        current_ = *i;
+        attempts_before_ = ctx_.state->attempts();
+        ctx_.route = target.route;
+        detail::start_route_policy<T>(target.policy, ctx_, next_, settle_outcome{this->shared_from_this()});
+    }
+
+private:
+    struct settle_outcome {
+        std::shared_ptr<run> self;
+        void operator()(result<T> outcome) const { self->settle(std::move(outcome)); }
+    };
+
+    void settle(result<T> outcome) {
+        ctx_.route = outer_route_;
+        const int sent = ctx_.state->attempts() - attempts_before_;
+        if (outcome) {
+            policy_.answered(current_, sent);
+            return done_(std::move(outcome));
+        }
+        if (!policy_.moves_on(way_, current_, sent, outcome.error(), ctx_)) return done_(std::move(outcome));
+        call_next();
+    }
+
+    const fallback_policy& policy_;
+    call_context& ctx_;
+    walk way_;
+    Next next_;
+    Done done_;
+    std::shared_ptr<const sturdy::route> outer_route_;  // an outer policy's choice, put back after each target
+    std::size_t current_ = 0;
+    int attempts_before_ = 0;
+};
+
+template <class T, class Next, class Done>
+void fallback_policy::start(call_context& ctx, Next next, Done done) const {
+    if (state_->targets.empty()) return next(ctx, std::move(done));
+    auto plan = detail::route_plan(state_->targets, ctx);
+    if (!plan) return done(plan.error());
+    walk way;
+    way.plan = std::move(*plan);
+    way.needed = ctx.estimated_prompt_tokens + ctx.max_output_tokens.value_or(0);
+    std::make_shared<run<T, Next, Done>>(*this, ctx, std::move(way), std::move(next), std::move(done))->call_next();
+}
+
+// Passes over the targets that cannot or should not take the call (counting and reporting each),
+// then reports the move to the one it returns.
+inline std::optional<std::size_t> fallback_policy::next_target(walk& w, call_context& ctx) const {
     const auto& targets = state_->targets;
     const auto& opts = state_->options;
-    if (targets.empty()) return attempt(ctx);
-    auto plan = detail::route_plan(targets, ctx);
-    if (!plan) return plan.error();
-
-    const std::int64_t needed = ctx.estimated_prompt_tokens + ctx.max_output_tokens.value_or(0);
-    std::optional<error> last;
-    std::optional<std::size_t> previous;
-    int moves = 0;
-    bool cooling = false;
-    // After a context_length_exceeded, only targets with a declared window above this are tried.
-    std::optional<std::int64_t> overflowed_at;
-    // Targets whose key a 401 or 403 refused: the ones sharing it are passed over.
-    std::vector<std::size_t> refused_keys;
-
-    for (std::size_t i : *plan) {
+    while (w.next < w.plan.size()) {
+        const std::size_t i = w.plan[w.next++];
         const entry& target = targets[i];
         auto& count = state_->counts[i];
-        if (auto skip = skip_reason(i, ctx, needed, overflowed_at, refused_keys, state_->timing.clock->now())) {
-            cooling = cooling || *skip == fallback_skip::cooling_down;
+        if (auto skip = skip_reason(i, ctx, w.needed, w.overflowed_at, w.refused_keys, state_->timing.clock->now())) {
+            w.cooling = w.cooling || *skip == fallback_skip::cooling_down;
             count.skipped.fetch_add(1, std::memory_order_relaxed);
             count.refusals.fetch_add(1, std::memory_order_relaxed);
-            if (opts.on_skip) opts.on_skip(fallback_skip_event{ctx.op, *target.route, *skip, target.context_window, needed});
+            if (opts.on_skip)
+                opts.on_skip(fallback_skip_event{ctx.op, *target.route, *skip, target.context_window, w.needed});
             continue;
         }
-
-        if (previous) {
-            state_->counts[*previous].fallbacks.fetch_add(1, std::memory_order_relaxed);
-            if (opts.on_fallback) opts.on_fallback(fallback_event{ctx.op, *targets[*previous].route, *target.route, *last, moves + 1});
-            ++moves;
+        if (w.previous) {
+            state_->counts[*w.previous].fallbacks.fetch_add(1, std::memory_order_relaxed);
+            if (opts.on_fallback)
+                opts.on_fallback(
+                    fallback_event{ctx.op, *targets[*w.previous].route, *target.route, *w.last, w.moves + 1});
+            ++w.moves;
         }
-        ctx.state->note_route(target.route->name, previous.has_value());
+        ctx.state->note_route(target.route->name, w.previous.has_value());
         count.calls.fetch_add(1, std::memory_order_relaxed);
-        const int attempts_before = ctx.state->attempts();
-        outcome_type outcome = [&]() -> outcome_type {
-            detail::scoped_route at(ctx, target.route);
-            return target.policy.execute(ctx, attempt);
-        }();
-        const int sent = ctx.state->attempts() - attempts_before;
-        count.attempts.fetch_add(static_cast<std::uint64_t>(std::max(sent, 0)), std::memory_order_relaxed);
-        if (outcome) {
-            count.successes.fetch_add(1, std::memory_order_relaxed);
-            return outcome;
-        }
-        const error& failure = outcome.error();
-        ctx.state->note_outcome(failure);  // a refusal by the target's own policy, which no attempt noted
-        (refusal(failure) ? count.refusals : count.failures).fetch_add(1, std::memory_order_relaxed);
-        if (failure.kind() == error_kind::rate_limit) cool_down(i, failure, state_->timing.clock->now());
-
-        // Content already reached the caller: another target would make it see a second reply.
-        if (ctx.state->committed() || ctx.cancel.cancelled() || ctx.deadline.expired()) return outcome;
-        if (opts.context_window_fallback && failure.kind() == error_kind::context_length_exceeded) {
-            // An undeclared window that overflowed tells nothing of size: any declared one may hold it.
-            const std::int64_t floor = target.context_window.value_or(0);
-            overflowed_at = overflowed_at ? std::max(*overflowed_at, floor) : floor;
-        } else if (refused_credentials(failure)) {
-            refused_keys.push_back(i);  // another provider's key may be good: the targets left decide
-        } else if (!matches(opts.fall_back_on, should_fall_back, failure)) {
-            return outcome;
-        }
-        last = failure;
-        previous = i;
+        return i;
     }
-    if (last) return *last;
-    if (cooling) return all_cooling(state_->timing.clock->now());
-    return nothing_fits(needed);
+    return std::nullopt;
+}
+
+// Target i answered after `sent` attempts.
+inline void fallback_policy::answered(std::size_t i, int sent) const {
+    auto& count = state_->counts[i];
+    count.attempts.fetch_add(static_cast<std::uint64_t>(std::max(sent, 0)), std::memory_order_relaxed);
+    count.successes.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Target i failed after `sent` attempts: counts it, cools the target down after a 429, and says
+// whether the call goes on to another target. (The executor records the failure in the call's
+// report, as it does every failed outcome leaving the target's policy.)
+inline bool fallback_policy::moves_on(walk& w, std::size_t i, int sent, const error& failure,
+                                      const call_context& ctx) const {
+    const entry& target = state_->targets[i];
+    const auto& opts = state_->options;
+    auto& count = state_->counts[i];
+    count.attempts.fetch_add(static_cast<std::uint64_t>(std::max(sent, 0)), std::memory_order_relaxed);
+    (refusal(failure) ? count.refusals : count.failures).fetch_add(1, std::memory_order_relaxed);
+    if (failure.kind() == error_kind::rate_limit) cool_down(i, failure, state_->timing.clock->now());
+
+    // Content already reached the caller: another target would make it see a second reply.
+    if (ctx.state->committed() || ctx.cancel.cancelled() || ctx.deadline.expired()) return false;
+    if (opts.context_window_fallback && failure.kind() == error_kind::context_length_exceeded) {
+        // An undeclared window that overflowed tells nothing of size: any declared one may hold it.
+        const std::int64_t floor = target.context_window.value_or(0);
+        w.overflowed_at = w.overflowed_at ? std::max(*w.overflowed_at, floor) : floor;
+    } else if (refused_credentials(failure)) {
+        w.refused_keys.push_back(i);  // another provider's key may be good: the targets left decide
+    } else if (!matches(opts.fall_back_on, should_fall_back, failure)) {
+        return false;
+    }
+    w.last = failure;
+    w.previous = i;
+    return true;
+}
+
+// The call's outcome when no target is left: the last error met, else why none was called.
+inline error fallback_policy::exhausted(const walk& w) const {
+    if (w.last) return *w.last;
+    if (w.cooling) return all_cooling(state_->timing.clock->now());
+    return nothing_fits(w.needed);
 }
 
 inline std::optional<fallback_skip> fallback_policy::skip_reason(std::size_t i, const call_context& ctx,

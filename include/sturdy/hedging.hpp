@@ -14,23 +14,24 @@
 #include <sturdy/cancellation.hpp>
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/result.hpp>
 #include <sturdy/retry.hpp>
 #include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/outcome_window.hpp>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
-#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -73,8 +74,9 @@ struct hedging_options {
     /// ends the call as a success would (Polly's rule): asking again would fail again. Empty: the
     /// default, is_transient.
     std::function<bool(const error&)> hedge_on = is_transient;
-    /// Called when a hedged attempt starts, on the hedging thread of its call (so from several
-    /// threads at once when calls run in parallel), before the attempt is sent.
+    /// Called when a hedged attempt starts, before it is sent, on the thread that starts it: the
+    /// call's scheduling branch, or the attempt whose failure started it (so from several threads
+    /// at once, within a call and across calls).
     std::function<void(const hedge_event&)> on_hedge;
 };
 
@@ -117,96 +119,140 @@ private:
     outcome_window window_;
 };
 
-/// One call's attempts racing: the first on the caller's thread, the hedges on others, each on its
-/// own copy of the context with its own cancellation. Everything here lives on the caller's stack
-/// and every thread is joined before `run` returns.
-template <class Outcome, class Attempt>
-class hedge_race {
+/// One call's attempts racing, in continuation form. Each attempt runs on its own copy of the
+/// call's context (with its own cancellation, linked to the caller's) held here. The first runs
+/// where the call started; a scheduling branch waits for each hedge's turn through the executor
+/// and starts it, on a branch of its own unless it is the last; a failure the policy handles starts
+/// the next hedge at once from the attempt that failed. Every continuation of the race holds it, so
+/// it lives until the last of them has run.
+template <class T, class Next, class Done>
+class hedge_race : public std::enable_shared_from_this<hedge_race<T, Next, Done>> {
 public:
-    hedge_race(hedging_core& core, call_context& caller, Attempt& attempt)
-        : core_(core), clock_(*core.timing.clock), caller_(caller), base_(caller), attempt_(attempt), delay_(core.delay()) {}
+    hedge_race(std::shared_ptr<hedging_core> core, call_context& caller, Next next, Done done)
+        : core_(std::move(core)), clock_(*core_->timing.clock), caller_(caller), base_(caller), next_(std::move(next)),
+          done_(std::move(done)), delay_(core_->delay()) {}
 
     hedge_race(const hedge_race&) = delete;
     hedge_race& operator=(const hedge_race&) = delete;
 
-    Outcome run() {
+    /// Starts the race: the scheduling branch, then the first attempt on this thread. An exception
+    /// thrown while the first attempt was running is rethrown here, and `done` is never called.
+    void run() {
         arm* first = nullptr;
+        bool timed_turns = false;
         {
+            auto prepared = std::make_unique<arm>(base_);
             std::lock_guard<std::mutex> lock(mutex_);
-            first = &add_arm(0, nullptr);
+            first = &claim(std::move(prepared), clock_.now());
+            timed_turns = timed();
         }
         // A stream that commits stops the other attempts at once: they could never deliver.
-        base_.state->set_commit_listener([this] { stop_all_but_this_thread(); });
+        std::weak_ptr<hedge_race> weak = this->shared_from_this();
+        base_.state->set_commit_listener([weak] {
+            if (auto self = weak.lock()) self->stop_all_but_committer();
+        });
+        // A branch waits for the hedges' turns; when none can be started, only failures start hedges.
+        if (timed_turns) base_.exec->spawn([self = this->shared_from_this()] { self->schedule(no_due_turn); });
         try {
-            scheduler_ = std::thread([this, first] { schedule(first->started); });
-        } catch (const std::system_error&) {
-            scheduler_done_ = true;  // no thread to spare: the call runs unhedged
+            run_arm(*first);
+        } catch (...) {
+            take_exception_on_first_thread();
+            throw;
         }
-        run_arm(*first);
-        return conclude();
+        if (auto thrown = take_exception_on_first_thread()) std::rethrow_exception(thrown);
     }
 
 private:
     struct arm {
-        arm(const call_context& base, int number, std::shared_ptr<const route> where, clock::time_point start)
-            : cancel(base.cancel), ctx(base), hedge(number), routed(static_cast<bool>(where)), started(start) {
+        explicit arm(const call_context& base) : cancel(base.cancel), ctx(base) {
             ctx.cancel = cancel.token();
-            if (where) ctx.route = std::move(where);
             ctx.last_reply = reply_observation{};
         }
         cancellation_source cancel;  // linked to the caller's, so either can stop this attempt
         call_context ctx;
-        const int hedge;             // 0 for the first attempt
-        const bool routed;           // sent to one of the policy's routes
-        const clock::time_point started;
-        bool done = false;
-        std::thread::id runner;      // the thread running this attempt
-        std::optional<Outcome> outcome;
-        std::thread thread;
+        // Set when the race claims it, before any other thread sees it.
+        int hedge = 0;        // 0 for the first attempt
+        bool routed = false;  // sent to one of the policy's routes
+        clock::time_point started{};
+        clock::duration waited{};  // since the attempt before it started
+        // Under the race's lock:
+        bool finished = false;   // its outcome (or exception) reached the race
+        std::thread::id runner;  // the thread inside this attempt's `next`, while it is there
+        std::optional<result<T>> outcome;
     };
 
-    arm& add_arm(int number, std::shared_ptr<const route> where) {
-        arms_.push_back(std::make_unique<arm>(base_, number, std::move(where), clock_.now()));
+    /// The continuation of one attempt.
+    struct settle_arm {
+        std::shared_ptr<hedge_race> race;
+        arm* which;
+        void operator()(result<T> outcome) const { race->settle(*which, std::move(outcome)); }
+    };
+
+    /// What the scheduling branch does next: start `hedge`, wait `wait`, or nothing more.
+    struct turn {
+        arm* hedge = nullptr;
+        bool last = false;  // no turn follows this hedge
+        std::optional<clock::duration> wait;
+        cancellation_token wake;
+        int due_for = no_due_turn;  // the wait's end is hedge number `due_for + 1`'s turn
+    };
+    static constexpr int no_due_turn = -1;
+
+    // ---- decisions (under the lock) ----
+
+    int hedges() const { return static_cast<int>(arms_.size()) - 1; }
+
+    // Whether a delay runs before the next hedge at all: clock::duration::max() hedges only on failures.
+    bool timed() const { return delay_ < clock::time_point::max() - last_started_; }
+
+    // Whether a hedge may start now. Not once the race is decided, the caller cancelled, a stream
+    // delivered content, the deadline passed, or max_hedges have started.
+    bool may_hedge() const {
+        return !over_ && hedges() < core_->options.max_hedges && !base_.cancel.cancelled() &&
+               !base_.state->committed() && !base_.deadline.expired();
+    }
+
+    // The next attempt of the race, numbered and routed: hedge i goes to routes[(i - 1) % size].
+    arm& claim(std::unique_ptr<arm> a, clock::time_point now) {
+        const int n = static_cast<int>(arms_.size());
+        const auto& routes = core_->routes;
+        if (n > 0 && !routes.empty()) {
+            a->ctx.route = routes[static_cast<std::size_t>(n - 1) % routes.size()];
+            a->routed = true;
+        }
+        a->hedge = n;
+        a->started = now;
+        a->waited = n > 0 ? now - last_started_ : clock::duration::zero();
+        last_started_ = now;
+        arms_.push_back(std::move(a));
         ++running_;
         return *arms_.back();
     }
 
-    void run_arm(arm& a) {
-        std::optional<Outcome> out;
-        std::exception_ptr thrown;
-        bool handled = false;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            a.runner = std::this_thread::get_id();
+    turn next_turn(int due_for, std::unique_ptr<arm>& prepared, std::shared_ptr<cancellation_source>& wake) {
+        turn t;
+        if (!may_hedge() || running_ == 0 || !timed()) return t;
+        const auto now = clock_.now();
+        if (due_for != hedges() && now < last_started_ + delay_) {
+            t.wait = last_started_ + delay_ - now;
+            t.due_for = hedges();
+            if (base_.deadline.is_set() && base_.deadline.remaining() < *t.wait) {
+                t.wait = base_.deadline.remaining();  // then the deadline, not the turn, ends the wait
+                t.due_for = no_due_turn;
+            }
+            // The spent one is destroyed outside the lock: unlinking it takes the caller's token's lock.
+            std::swap(wake_, wake);
+            t.wake = wake_->token();
+            return t;
         }
-        try {
-            // A hedge the race no longer needs is not sent at all.
-            if (a.cancel.cancelled()) out.emplace(error(error_kind::cancelled, "the call was answered before this hedged attempt started"));
-            else out.emplace(attempt_(a.ctx));
-            // Outside the lock: `hedge_on` is the user's code.
-            const auto& o = core_.options;
-            if (!*out && out->error().kind() != error_kind::cancelled)
-                handled = matches(o.hedge_on, is_transient, out->error());
-        } catch (...) {
-            thrown = std::current_exception();
-        }
-        finish(a, std::move(out), thrown, handled);
+        t.hedge = &claim(std::move(prepared), now);
+        t.last = hedges() == core_->options.max_hedges;
+        return t;
     }
 
     bool delivered(const arm& a) const { return a.ctx.state->committed() && a.ctx.last_reply.delivered; }
 
-    // The commit listener: runs on the thread of the attempt that just committed.
-    void stop_all_but_this_thread() {
-        std::vector<arm*> others;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            for (const auto& a : arms_)
-                if (!a->done && a->runner != std::this_thread::get_id()) others.push_back(a.get());
-        }
-        for (arm* a : others) a->cancel.cancel();
-    }
-
-    // Under the lock: whether this outcome ends the call.
+    // Whether this outcome ends the call.
     bool is_answer(const arm& a, bool handled) const {
         if (*a.outcome) return true;
         // Cancelled by the race (a winner, or a stream that lost the commit gate) is no answer.
@@ -214,59 +260,6 @@ private:
         // Once a stream delivered content, only the attempt that delivered it can end the call.
         if (base_.state->committed()) return delivered(a);
         return !handled;
-    }
-
-    void finish(arm& a, std::optional<Outcome> out, std::exception_ptr thrown, bool handled) {
-        const auto now = clock_.now();
-        std::vector<arm*> losers;
-        std::shared_ptr<cancellation_source> wake;
-        bool won = false;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            a.done = true;
-            --running_;
-            a.outcome = std::move(out);
-            if (!over_) {
-                if (thrown || is_answer(a, handled)) {
-                    thrown_ = thrown;
-                    decide(&a);
-                    won = !thrown && *a.outcome;
-                    losers = still_running();
-                } else if (handled && core_.options.hedge_on_failure) {
-                    triggers_.push_back(a.outcome->error());
-                }
-            }
-            // The scheduler reconsiders: a hedge to start now, or none left to start.
-            if (over_ || !triggers_.empty() || running_ == 0) wake = wake_;
-            cv_.notify_all();
-        }
-        if (won) record_latencies(a, losers, now);
-        for (arm* l : losers) l->cancel.cancel();
-        if (wake) wake->cancel();
-    }
-
-    // The winner's latency, and a lower bound for each attempt it beat: without those the window
-    // would lose exactly the slow tail that hedging cuts, and a percentile delay would shrink call
-    // after call until most calls were hedged.
-    void record_latencies(const arm& winner, const std::vector<arm*>& losers, clock::time_point now) {
-        using std::chrono::microseconds;
-        std::vector<microseconds> samples;
-        const bool first_content = winner.ctx.op == operation::chat_stream && winner.ctx.last_reply.delivered;
-        samples.push_back(first_content ? winner.ctx.last_reply.latency : std::chrono::duration_cast<microseconds>(now - winner.started));
-        for (const arm* l : losers) samples.push_back(std::chrono::duration_cast<microseconds>(now - l->started));
-        core_.record(now, samples);
-    }
-
-    void decide(arm* a) {
-        over_ = true;
-        decider_ = a;
-    }
-
-    std::vector<arm*> still_running() const {
-        std::vector<arm*> out;
-        for (const auto& a : arms_)
-            if (!a->done && a.get() != decider_) out.push_back(a.get());
-        return out;
     }
 
     // The most informative failure when every attempt failed: the first attempt's (what the call
@@ -278,130 +271,275 @@ private:
         return arms_.front().get();
     }
 
-    void schedule(clock::time_point first_started) {
-        try {
-            launch_hedges(first_started);
-        } catch (...) {
-            std::vector<arm*> losers;
+    void decide(arm* a) {
+        over_ = true;
+        decider_ = a;
+    }
+
+    std::vector<arm*> still_running() const {
+        std::vector<arm*> out;
+        for (const auto& a : arms_)
+            if (!a->finished) out.push_back(a.get());
+        return out;
+    }
+
+    // The outcome is handed on once, when the race is decided and every attempt has returned: the
+    // commit listener and the attempts' contexts are done with before the caller goes on.
+    bool take_conclusion() {
+        if (!over_ || running_ > 0 || concluded_) return false;
+        concluded_ = true;
+        return true;
+    }
+
+    // ---- continuations ----
+
+    // The scheduling branch: starts each hedge whose turn has come, and waits for the next turn
+    // through the executor. `due_for` is the hedge count when the wait that just elapsed began.
+    void schedule(int due_for) {
+        for (;;) {
             {
                 std::lock_guard<std::mutex> lock(mutex_);
-                if (!over_) {
-                    thrown_ = std::current_exception();
-                    decide(nullptr);
-                    losers = still_running();
-                }
+                if (over_) return;  // a wait ended by the race's end: nothing of the call is touched again
             }
-            for (arm* l : losers) l->cancel.cancel();
+            // Made outside the lock: a linked cancellation registers with the caller's token.
+            auto prepared = std::make_unique<arm>(base_);
+            auto wake = std::make_shared<cancellation_source>(base_.cancel);
+            turn t;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                t = next_turn(due_for, prepared, wake);
+            }
+            due_for = no_due_turn;
+            if (t.wait) {
+                base_.exec->after(clock_, *t.wait, t.wake,
+                                  [self = this->shared_from_this(), due = t.due_for](bool elapsed) {
+                                      self->schedule(elapsed ? due : no_due_turn);
+                                  });
+                return;
+            }
+            if (!t.hedge || !start_hedge(*t.hedge, nullptr, t.last)) return;
+        }
+    }
+
+    // Reports a hedge, then runs it: on a branch of its own, or on this thread when `here` (or when
+    // no branch can be started). True when it went to a branch.
+    bool start_hedge(arm& h, const error* cause, bool here) {
+        base_.state->note_hedge();
+        if (const auto& hook = core_->options.on_hedge) {
+            try {
+                hook(hedge_event{h.ctx.op, h.ctx.effective_model(), h.hedge, h.waited, h.ctx.route.get(), cause});
+            } catch (...) {
+                fail(nullptr, std::current_exception());  // the race is over: the hedge below is not sent
+            }
+        }
+        if (!here && base_.exec->spawn([self = this->shared_from_this(), &h] { self->run_arm(h); })) return true;
+        run_arm(h);
+        return false;
+    }
+
+    void run_arm(arm& a) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            a.runner = std::this_thread::get_id();
+        }
+        if (a.cancel.cancelled()) {
+            // A hedge the race no longer needs is not sent at all.
+            settle(a, error(error_kind::cancelled, "the call was answered before this hedged attempt started"));
+        } else {
+            try {
+                next_(a.ctx, settle_arm{this->shared_from_this(), &a});
+            } catch (...) {
+                // The attempt's exception ends the race. One thrown after its outcome settled is
+                // not the attempt's but from where the outcome went on (the caller's continuation):
+                // it goes on up.
+                if (!fail(&a, std::current_exception())) throw;
+            }
         }
         std::lock_guard<std::mutex> lock(mutex_);
-        scheduler_done_ = true;
-        cv_.notify_all();
+        a.runner = std::thread::id();
     }
 
-    void launch_hedges(clock::time_point last_started) {
-        const auto& o = core_.options;
-        for (int n = 1; n <= o.max_hedges; ++n) {
-            std::optional<error> cause;
-            arm* a = next_turn(n, last_started, cause);
-            if (!a) return;
-            base_.state->note_hedge();
-            if (o.on_hedge)
-                o.on_hedge(hedge_event{a->ctx.op, a->ctx.effective_model(), n, a->started - last_started, a->ctx.route.get(),
-                                       cause ? &*cause : nullptr});
-            last_started = a->started;
-            // The last hedge runs on this thread, so the default (one hedge) costs one thread.
-            if (n == o.max_hedges) return run_arm(*a);
+    void settle(arm& a, result<T> out) {
+        const auto& o = core_->options;
+        bool handled = false;
+        if (!out && out.error().kind() != error_kind::cancelled) {
             try {
-                a->thread = std::thread([this, a] { run_arm(*a); });
-            } catch (const std::system_error&) {
-                return run_arm(*a);
+                handled = matches(o.hedge_on, is_transient, out.error());  // the user's code: outside the lock
+            } catch (...) {
+                fail(&a, std::current_exception());
+                return;
             }
         }
-    }
-
-    // Waits until hedge `n` is due (its delay passed, or a failure asks for it), then adds it.
-    // Null when no hedge will start: the race is decided, the caller cancelled, a stream already
-    // delivered content, the deadline passed, or nothing is left running to hedge.
-    arm* next_turn(int n, clock::time_point last_started, std::optional<error>& cause) {
-        const bool timed = delay_ < clock::time_point::max() - last_started;
-        std::unique_lock<std::mutex> lock(mutex_);
-        for (;;) {
-            if (over_ || base_.cancel.cancelled() || base_.state->committed() || base_.deadline.expired()) return nullptr;
-            if (!triggers_.empty()) {
-                cause = std::move(triggers_.front());
-                triggers_.pop_front();
-                break;
-            }
-            if (running_ == 0) return nullptr;
-            const auto now = clock_.now();
-            if (timed && now >= last_started + delay_) break;
-            if (!timed) {
-                cv_.wait(lock);
-                continue;
-            }
-            auto wait = last_started + delay_ - now;
-            if (base_.deadline.is_set()) wait = std::min(wait, base_.deadline.remaining());
-            auto wake = std::make_shared<cancellation_source>(base_.cancel);
-            wake_ = wake;
-            lock.unlock();
-            clock_.sleep_for(wait, wake->token());
-            lock.lock();
-            wake_.reset();
-        }
-        const auto& routes = core_.routes;
-        auto where = routes.empty() ? nullptr : routes[static_cast<std::size_t>(n - 1) % routes.size()];
-        return &add_arm(n, std::move(where));
-    }
-
-    Outcome conclude() {
+        const bool starts_hedge = handled && o.hedge_on_failure;
+        auto prepared = starts_hedge ? std::make_unique<arm>(base_) : nullptr;
+        const auto now = clock_.now();
+        arm* hedge = nullptr;
+        std::optional<error> cause;
         std::vector<arm*> losers;
         std::shared_ptr<cancellation_source> wake;
+        bool won = false;
+        bool conclude = false;
         {
-            std::unique_lock<std::mutex> lock(mutex_);
-            cv_.wait(lock, [&] { return over_ || (running_ == 0 && scheduler_done_); });
-            if (!over_) decide(best_failure());
-            losers = still_running();
-            wake = wake_;
-            cv_.notify_all();
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (a.finished) return;  // a second outcome for one attempt breaks the contract: ignored
+            a.finished = true;
+            --running_;
+            a.outcome.emplace(std::move(out));
+            if (!over_) {
+                if (is_answer(a, handled)) {
+                    decide(&a);
+                    won = static_cast<bool>(*a.outcome);
+                    losers = still_running();
+                } else if (starts_hedge && may_hedge()) {
+                    cause = a.outcome->error();
+                    hedge = &claim(std::move(prepared), now);
+                }
+                if (!over_ && running_ == 0) decide(best_failure());  // nothing left that could answer
+            }
+            // The scheduling branch reconsiders: the next turn counts from this hedge, or none is left.
+            if (over_ || hedge) wake = wake_;
+            conclude = take_conclusion();
         }
-        for (arm* l : losers) l->cancel.cancel();
-        if (wake) wake->cancel();
-        // The attempts refer to the caller's stack: all of them return before the call does.
-        if (scheduler_.joinable()) scheduler_.join();
-        for (auto& a : arms_)
-            if (a->thread.joinable()) a->thread.join();
-        base_.state->set_commit_listener(nullptr);
-        if (thrown_) std::rethrow_exception(thrown_);
-
-        // A stream may have delivered content just after another attempt's failure ended the race:
-        // then the outcome is the delivering attempt's, the one that matches what the caller saw.
-        if (base_.state->committed() && !delivered(*decider_))
-            for (auto& a : arms_)
-                if (delivered(*a)) decider_ = a.get();
-        arm& d = *decider_;
-        caller_.last_reply = std::move(d.ctx.last_reply);
-        if (d.routed && *d.outcome) caller_.state->note_route(d.ctx.route->name, false);
-        return std::move(*d.outcome);
+        if (won) record_latencies(a, losers, now);
+        stop(losers, wake);
+        if (hedge) start_hedge(*hedge, &*cause, false);
+        if (conclude) finish();
     }
 
-    hedging_core& core_;
+    // An attempt (`a`), a hook or a predicate threw: it ends the race as an answer would. False
+    // when `a` had already settled (the exception is not the attempt's).
+    bool fail(arm* a, std::exception_ptr thrown) {
+        std::vector<arm*> losers;
+        std::shared_ptr<cancellation_source> wake;
+        bool conclude = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (a && a->finished) return false;
+            const bool first_running = !arms_.front()->finished;
+            if (a) {
+                a->finished = true;
+                --running_;
+            }
+            if (!over_) {
+                // Rethrown on the first attempt's thread if that is still in the call; decided now,
+                // so the exception's form does not depend on which thread gets there first.
+                first_rethrows_ = first_running;
+                thrown_ = thrown;
+                decide(nullptr);
+                losers = still_running();
+            }
+            wake = wake_;
+            conclude = take_conclusion();
+        }
+        stop(losers, wake);
+        if (conclude) finish();
+        return true;
+    }
+
+    // The commit listener: runs on the thread of the attempt that just committed. That attempt is
+    // the one whose `next` this thread is in; when no single attempt is (the attempt's work runs
+    // elsewhere than its `next`, as on an event loop), the others are left to lose the commit gate.
+    void stop_all_but_committer() {
+        std::vector<arm*> others;
+        std::shared_ptr<cancellation_source> wake;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            const auto here = std::this_thread::get_id();
+            std::vector<arm*> running = still_running();
+            const auto committing =
+                std::count_if(running.begin(), running.end(), [&](const arm* a) { return a->runner == here; });
+            if (committing == 1)
+                for (arm* a : running)
+                    if (a->runner != here) others.push_back(a);
+            wake = wake_;  // no hedge starts once a stream committed
+        }
+        stop(others, wake);
+    }
+
+    // Cancels outside the lock: a cancellation runs its callbacks at once.
+    static void stop(const std::vector<arm*>& losers, const std::shared_ptr<cancellation_source>& wake) {
+        for (arm* l : losers) l->cancel.cancel();
+        if (wake) wake->cancel();
+    }
+
+    // The winner's latency, and a lower bound for each attempt it beat: without those the window
+    // would lose exactly the slow tail that hedging cuts, and a percentile delay would shrink call
+    // after call until most calls were hedged.
+    void record_latencies(const arm& winner, const std::vector<arm*>& losers, clock::time_point now) {
+        using std::chrono::microseconds;
+        std::vector<microseconds> samples;
+        const bool first_content = winner.ctx.op == operation::chat_stream && winner.ctx.last_reply.delivered;
+        samples.push_back(first_content ? winner.ctx.last_reply.latency
+                                        : std::chrono::duration_cast<microseconds>(now - winner.started));
+        for (const arm* l : losers) samples.push_back(std::chrono::duration_cast<microseconds>(now - l->started));
+        core_->record(now, samples);
+    }
+
+    // The first attempt's thread, once its `next` has returned: takes an exception it can rethrow.
+    std::exception_ptr take_exception_on_first_thread() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        first_returned_ = true;
+        if (!thrown_ || !first_rethrows_ || exception_taken_) return nullptr;
+        exception_taken_ = true;
+        return thrown_;
+    }
+
+    // Every attempt has returned and the race is decided: the outcome goes to the caller.
+    void finish() {
+        base_.state->set_commit_listener(nullptr);
+        if (thrown_) {
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                // The first attempt's thread is still inside its `next`: it rethrows the exception.
+                if (exception_taken_ || (first_rethrows_ && !first_returned_)) return;
+                exception_taken_ = true;
+            }
+            // The first attempt had returned: no thread of the caller's is left to rethrow on, and
+            // the exception becomes the outcome.
+            return done_(result<T>(thrown_error(thrown_)));
+        }
+        arm* d = decider_;
+        // A stream may have delivered content just after another attempt's failure ended the race:
+        // then the outcome is the delivering attempt's, the one that matches what the caller saw.
+        if (base_.state->committed() && !delivered(*d))
+            for (const auto& a : arms_)
+                if (a->outcome && delivered(*a)) d = a.get();
+        caller_.last_reply = std::move(d->ctx.last_reply);
+        if (d->routed && *d->outcome) caller_.state->note_route(d->ctx.route->name, false);
+        done_(std::move(*d->outcome));
+    }
+
+    static error thrown_error(const std::exception_ptr& thrown) {
+        try {
+            std::rethrow_exception(thrown);
+        } catch (const std::exception& e) {
+            return error(error_kind::invalid_response, std::string("an attempt of the hedged call threw: ") + e.what());
+        } catch (...) {
+            return error(error_kind::invalid_response,
+                         "an attempt of the hedged call threw an exception of unknown type");
+        }
+    }
+
+    const std::shared_ptr<hedging_core> core_;
     const sturdy::clock& clock_;
-    call_context& caller_;
-    const call_context base_;  // taken before the first attempt starts: hedges copy this, not the live one
-    Attempt& attempt_;
+    call_context& caller_;     // touched only by `finish`, before `done`
+    const call_context base_;  // taken before the first attempt starts: attempts copy this, not the live one
+    const Next next_;
+    Done done_;
     const clock::duration delay_;
 
     std::mutex mutex_;
-    std::condition_variable cv_;
     std::vector<std::unique_ptr<arm>> arms_;
-    int running_ = 0;
-    bool over_ = false;
-    bool scheduler_done_ = false;
+    clock::time_point last_started_{};
+    int running_ = 0;    // attempts claimed whose outcome has not come back
+    bool over_ = false;  // decided: no hedge starts; the decider's outcome (or thrown_) is the call's
+    bool concluded_ = false;
+    bool first_returned_ = false;  // the first attempt's `next` has returned to `run`
+    bool first_rethrows_ = false;  // thrown_ came while the first attempt was running
+    bool exception_taken_ = false;
     arm* decider_ = nullptr;
     std::exception_ptr thrown_;
-    std::deque<error> triggers_;                  // handled failures asking for the next hedge now
-    std::shared_ptr<cancellation_source> wake_;   // ends the scheduler's current wait
-    std::thread scheduler_;
+    std::shared_ptr<cancellation_source> wake_;  // ends the scheduling branch's current wait
 };
 
 }  // namespace detail
@@ -411,11 +549,19 @@ private:
 /// cancelled and waited for, and the winner's outcome is returned. When every attempt fails, the
 /// first attempt's error is returned (or the earliest real failure, if the race cancelled it).
 ///
-/// The first attempt runs on the calling thread; hedges run on threads of their own, each on a
-/// copy of the context whose cancellation is linked to the caller's. All of them share the call's
-/// deadline and state: no hedge starts past the deadline, and a stream's attempts race for its one
-/// commit gate, so the caller's callback sees each chunk once, from the attempt that delivered
-/// first, but possibly on a hedging thread. Once a stream has delivered content, no hedge starts.
+/// The first attempt runs where the call started; a branch of the call's executor waits for each
+/// hedge's turn (`ctx.exec->after`) and starts it, on a branch of its own (`ctx.exec->spawn`) unless
+/// it is the last, which the waiting branch runs itself. Every attempt has its own copy of the
+/// context, whose cancellation is linked to the caller's. All of them share the call's deadline and
+/// state: no hedge starts past the deadline, and a stream's attempts race for its one commit gate,
+/// so the caller's callback sees each chunk once, from the attempt that delivered first, but
+/// possibly on a hedging branch. Once a stream has delivered content, no hedge starts and the other
+/// attempts are stopped. When the executor can start no branch, the call goes on without it: no
+/// timed hedge, or a hedge run by the branch that started it. An attempt that throws ends the race
+/// as an answer would. When the first attempt was still running then, inside its `next` (always so
+/// on the blocking executor, whose `next` returns with the attempt), the exception is rethrown there,
+/// on the caller's thread; otherwise it becomes the call's `invalid_response` error, an outcome
+/// being all that can reach the caller then.
 ///
 ///     sturdy::hedging_options opts;
 ///     opts.percentile = 0.95;                        // hedge the slowest 5%...
@@ -424,7 +570,7 @@ private:
 ///     sturdy::hedging_policy hedging(opts);
 ///
 /// Copies share their settings and latency window.
-class hedging_policy {
+class hedging_policy : public blocking_form<hedging_policy> {
 public:
     explicit hedging_policy(hedging_options options = {}, sturdy::timing timing = {})
         : core_(std::make_shared<detail::hedging_core>(sanitized(std::move(options)), std::move(timing))) {}
@@ -436,12 +582,10 @@ public:
     /// The wait before the first hedge of a call starting now.
     clock::duration current_delay() const { return core_->delay(); }
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
-        using outcome = decltype(attempt(ctx));
-        if (core_->options.max_hedges <= 0) return attempt(ctx);
-        detail::hedge_race<outcome, std::remove_reference_t<Attempt>> race(*core_, ctx, attempt);
-        return race.run();
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const {
+        if (core_->options.max_hedges <= 0) return next(ctx, std::move(done));
+        std::make_shared<detail::hedge_race<T, Next, Done>>(core_, ctx, std::move(next), std::move(done))->run();
     }
 
 private:

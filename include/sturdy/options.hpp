@@ -6,6 +6,7 @@
 #include <sturdy/detail/env.hpp>
 #include <sturdy/http.hpp>
 #include <sturdy/pricing.hpp>
+#include <sturdy/properties.hpp>
 #include <sturdy/tokens.hpp>
 #include <sturdy/version.hpp>
 
@@ -88,6 +89,8 @@ struct request_options {
     /// fails fails the call with its own error: it never answers from elsewhere. A name the
     /// routing policy does not have is invalid_argument.
     std::string pinned_route;
+    /// Hints for policies of your own, read as `call_context::properties` (properties.hpp).
+    property_bag properties;
 };
 
 }  // namespace sturdy

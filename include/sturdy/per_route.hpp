@@ -21,6 +21,7 @@
 ///
 /// Copies share the instances, so a copy kept outside the client can look one up: `get("kimi")`.
 
+#include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
 
 #include <map>
@@ -37,17 +38,17 @@ namespace sturdy {
 
 /// One `Policy` per route, made by a factory on first use. See the top of this file.
 template <class Factory>
-class per_route_policy {
+class per_route_policy : public blocking_form<per_route_policy<Factory>> {
 public:
     /// The policy each route gets.
     using policy_type = std::decay_t<std::invoke_result_t<Factory&, const std::string&>>;
 
     explicit per_route_policy(Factory factory) : state_(std::make_shared<state>(std::move(factory))) {}
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const {
         const std::string_view route = ctx.route ? std::string_view(ctx.route->name) : std::string_view();
-        return instance(route)->execute(ctx, std::forward<Attempt>(attempt));
+        detail::start_layer<T>(*instance(route), ctx, std::move(next), std::move(done));
     }
 
     /// The policy of `route` ("" for the client's own endpoint), made now if no call used it yet.

@@ -13,6 +13,7 @@
 /// retry (how often), breaker and limiter (per target), per-attempt timeout, the attempt.
 /// Composition is resolved at compile time and costs nothing for the policies left out.
 
+#include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
 
 #include <cstddef>
@@ -24,16 +25,16 @@ namespace sturdy {
 
 /// Policies run outer to inner, in the order of the template arguments.
 template <class... Policies>
-class pipeline {
+class pipeline : public blocking_form<pipeline<Policies...>> {
 public:
     /// Default-constructed policies (an empty pipeline is just the attempt).
     pipeline() = default;
     template <class... Given, class = std::enable_if_t<sizeof...(Given) == sizeof...(Policies) && (sizeof...(Given) > 0)>>
     explicit pipeline(Given&&... policies) : policies_(std::forward<Given>(policies)...) {}
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
-        return run<0>(ctx, attempt);
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const {
+        start_at<0, T>(ctx, next, std::move(done));
     }
 
     /// The I-th policy, outermost first.
@@ -43,13 +44,23 @@ public:
     }
 
 private:
-    template <std::size_t I, class Attempt>
-    auto run(call_context& ctx, Attempt& attempt) const -> decltype(attempt(ctx)) {
+    /// What runs inside the I-th policy: the policies after it, then `next`.
+    template <std::size_t I, class T, class Next>
+    struct inner {
+        const pipeline* self;
+        Next next;
+        template <class K>
+        void operator()(call_context& ctx, K&& k) const {
+            self->start_at<I, T>(ctx, next, std::forward<K>(k));
+        }
+    };
+
+    template <std::size_t I, class T, class Next, class Done>
+    void start_at(call_context& ctx, const Next& next, Done done) const {
         if constexpr (I == sizeof...(Policies)) {
-            return attempt(ctx);
+            next(ctx, std::move(done));
         } else {
-            return std::get<I>(policies_).execute(
-                ctx, [this, &attempt](call_context& inner) -> decltype(attempt(inner)) { return run<I + 1>(inner, attempt); });
+            detail::start_layer<T>(std::get<I>(policies_), ctx, inner<I + 1, T, Next>{this, next}, std::move(done));
         }
     }
 

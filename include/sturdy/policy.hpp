@@ -2,16 +2,33 @@
 /// @file
 /// The policy seam: what a policy is, and the context every attempt of a call shares.
 ///
-/// A Policy is a class with one member template, callable on a const object from many threads:
+/// A policy decides; the call's executor (sturdy/executor.hpp) waits and runs branches for it. A
+/// Policy is a class callable on a const object from many threads, in one of two forms.
+///
+/// The continuation form, which every sturdy policy has and an event-driven executor needs:
+///
+///     template <class T, class Next, class Done>
+///     void start(sturdy::call_context& ctx, Next next, Done done) const;
+///
+/// `next(ctx, k)` runs what is inside the policy (more policies, then one attempt) and calls
+/// `k(sturdy::result<T>)` once, perhaps later and on another thread; `ctx` must live until then.
+/// The policy calls `done(result<T>)` exactly once with the call's outcome. It may call `next`
+/// once (a breaker, a limiter), again after a wait (`ctx.exec->after`, a retry), with a changed
+/// context (a timeout narrows `ctx.deadline`, a fallback sets `ctx.route`), or on copies of the
+/// context in branches (`ctx.exec->spawn`, hedging). It never sleeps, blocks or starts a thread.
+///
+/// The blocking form, simpler to write for a policy of one's own:
 ///
 ///     template <class Attempt>
 ///     auto execute(sturdy::call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
 ///
-/// `attempt(ctx)` makes one try and returns its outcome, a `sturdy::result<T>`: a value or a typed
-/// error. A policy may call it once (a breaker, a limiter), several times (retry), with a changed
-/// context (a timeout narrows `ctx.deadline`, a fallback sets `ctx.route`), or on copies of the
-/// context from other threads (hedging). It returns an outcome; it does not throw for a failed
-/// attempt. Outcomes flow through policies as values, as in Polly's pipelines.
+/// `attempt(ctx)` makes one try, blocking, and returns its outcome. `sturdy::execute(policy, ctx,
+/// attempt)` runs either form this way, and every sturdy policy has this member too.
+///
+/// In both forms outcomes flow as values, as in Polly's pipelines: a failed attempt is an outcome,
+/// not an exception. Whatever a policy does, the executor records every failed outcome leaving it
+/// (its own refusals included) in the call's report, and refuses any attempt asked for once a
+/// stream has delivered content to the caller, so no policy can replay a committed stream.
 
 #include <sturdy/call_info.hpp>
 #include <sturdy/cancellation.hpp>
@@ -19,6 +36,7 @@
 #include <sturdy/error.hpp>
 #include <sturdy/http.hpp>
 #include <sturdy/options.hpp>
+#include <sturdy/properties.hpp>
 #include <sturdy/usage.hpp>
 
 #include <atomic>
@@ -34,6 +52,8 @@
 #include <vector>
 
 namespace sturdy {
+
+class executor;
 
 /// What a call does.
 enum class operation { chat, chat_stream, list_models, retrieve_model, embeddings };
@@ -209,8 +229,12 @@ struct call_context {
     std::string pinned_route;
     /// A shadow attempt: its reply is recorded but never delivered to the caller's callback.
     bool silent = false;
+    /// The call's hints for policies that read them (request_options::properties).
+    property_bag properties;
 
     call_state* state;
+    /// Waits and branches of this call (sturdy/executor.hpp); set by whoever runs the call.
+    executor* exec = nullptr;
     /// What the latest attempt made through this context saw; each attempt starts it afresh.
     reply_observation last_reply;
 
@@ -232,6 +256,10 @@ inline bool any_error(const error&) { return true; }
 
 /// The policy that does nothing: one attempt, its outcome returned as is.
 struct no_policy {
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const {
+        next(ctx, std::move(done));
+    }
     template <class Attempt>
     auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
         return attempt(ctx);

@@ -21,10 +21,12 @@
 /// once with `error_kind::rate_limited`, whose `retry_after()` says when there will be room.
 ///
 /// Inside, a decision core (`detail::rate_limit_core`) decides from the time it is given and never
-/// sleeps; the policy reads the clock, asks the core, and waits.
+/// sleeps; the policy reads the clock, asks the core, and has the call's executor wait
+/// (`ctx.exec->after`) until the reservation's start.
 
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/detail/duration_text.hpp>
 #include <sturdy/detail/option_check.hpp>
@@ -456,7 +458,7 @@ private:
 
 /// Client-side RPM and TPM caps as a policy: see the top of this file. Place it inside a retry so
 /// that every attempt is counted. Copies share their windows; thread-safe.
-class rate_limiter {
+class rate_limiter : public blocking_form<rate_limiter> {
 public:
     /// Throws std::invalid_argument for negative limits or bursts, a burst without its limit, or a
     /// period of 0.
@@ -481,32 +483,24 @@ public:
         return n;
     }
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
+    /// Reserves room for the call and waits for it through `ctx.exec`, or refuses the call; the
+    /// reply's usage corrects the reservation before `done` sees the outcome.
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const {
         const auto& o = options();
         const std::int64_t tokens = estimate(ctx);
         const auto decision = decide(ctx, tokens);
         if ((decision.refused || decision.wait > clock::duration::zero()) && o.on_rate_limited)
             o.on_rate_limited(rate_limited_event{o.name, ctx.op, ctx.effective_model(), decision.limit, decision.wait,
                                                  decision.refused.has_value(), tokens});
-        if (decision.refused) {
-            auto refused = refusal(decision, tokens);
-            ctx.state->note_error(refused);  // no attempt will record it
-            return refused;
-        }
+        if (decision.refused) return done(refusal(decision, tokens));
         const auto& reservation = *decision.admitted;
-        if (decision.wait > clock::duration::zero() && !shared_->timing.clock->sleep_for(decision.wait, ctx.cancel)) {
-            std::lock_guard<std::mutex> lock(shared_->mutex);
-            shared_->core.give_back(shared_->state, reservation, shared_->timing.clock->now());
-            return error(error_kind::cancelled, "cancelled while waiting for rate limiter '" + o.name + "'");
-        }
-        auto outcome = attempt(ctx);
-        {
-            std::lock_guard<std::mutex> lock(shared_->mutex);
-            shared_->core.settle(shared_->state, reservation, ctx, outcome ? nullptr : &outcome.error(),
-                                 shared_->timing.clock->now());
-        }
-        return outcome;
+        if (decision.wait <= clock::duration::zero())
+            return next(ctx, settle_outcome<T, Done>{shared_, reservation, &ctx, std::move(done)});
+        auto waiting = std::make_shared<waiting_call<T, Next, Done>>(
+            waiting_call<T, Next, Done>{shared_, reservation, &ctx, std::move(next), std::move(done)});
+        ctx.exec->after(*shared_->timing.clock, decision.wait, ctx.cancel,
+                        [waiting](bool elapsed) { waiting->go(elapsed); });
     }
 
 private:
@@ -517,6 +511,46 @@ private:
         const sturdy::timing timing;
         std::mutex mutex;
         detail::rate_limit_state state;
+    };
+
+    /// Corrects the reservation by what the reply said, then hands the outcome on.
+    template <class T, class Done>
+    struct settle_outcome {
+        std::shared_ptr<shared> limiter;
+        detail::rate_reservation reservation;
+        const call_context* ctx;
+        Done done;
+        void operator()(result<T> outcome) {
+            {
+                std::lock_guard<std::mutex> lock(limiter->mutex);
+                limiter->core.settle(limiter->state, reservation, *ctx, outcome ? nullptr : &outcome.error(),
+                                     limiter->timing.clock->now());
+            }
+            done(std::move(outcome));
+        }
+    };
+
+    /// A call admitted for a later start, waiting for it.
+    template <class T, class Next, class Done>
+    struct waiting_call {
+        std::shared_ptr<shared> limiter;
+        detail::rate_reservation reservation;
+        call_context* ctx;
+        Next next;
+        Done done;
+
+        /// The wait is over: `elapsed` false when the call was cancelled during it.
+        void go(bool elapsed) {
+            if (!elapsed) {
+                {
+                    std::lock_guard<std::mutex> lock(limiter->mutex);
+                    limiter->core.give_back(limiter->state, reservation, limiter->timing.clock->now());
+                }
+                return done(error(error_kind::cancelled,
+                                  "cancelled while waiting for rate limiter '" + limiter->core.options().name + "'"));
+            }
+            next(*ctx, settle_outcome<T, Done>{limiter, reservation, ctx, std::move(done)});
+        }
     };
 
     /// Reads the time and the deadline under the lock, so that reservations follow arrival order.

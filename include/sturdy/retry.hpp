@@ -5,6 +5,7 @@
 #include <sturdy/backoff.hpp>
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/detail/option_check.hpp>
 
@@ -100,7 +101,7 @@ struct retry_options {
 ///     opts.max_retries = 5;
 ///     opts.backoff = sturdy::backoff::decorrelated_jitter(100ms, 10s);
 ///     sturdy::retry_policy patient(opts);
-class retry_policy {
+class retry_policy : public blocking_form<retry_policy> {
 public:
     /// Throws std::invalid_argument for a negative max_retries or max_retries_by_kind, a negative
     /// min_delay, or a max_delay below it.
@@ -111,10 +112,13 @@ public:
 
     const retry_options& options() const noexcept { return options_; }
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const;
 
 private:
+    template <class T, class Next, class Done>
+    class run;
+
     static retry_options checked(retry_options o) {
         constexpr std::string_view policy = "retry_policy";
         detail::require_option(o.max_retries >= 0, policy, "max_retries", "must not be negative");
@@ -147,25 +151,61 @@ private:
 
 namespace sturdy {
 
-template <class Attempt>
-auto retry_policy::execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
-    const auto started = timing_.clock->now();
-    if (options_.budget) options_.budget->record_call();
-    backoff_state state;
-    std::array<int, error_kind_count> retries_by_kind{};
-    for (int retries = 0;; ++retries) {
-        auto outcome = attempt(ctx);
-        if (outcome) return outcome;
-        const error& failure = outcome.error();
-        const auto kind = static_cast<std::size_t>(failure.kind());
-        auto wait = next_wait(ctx, failure, retries, retries_by_kind[kind], state, started);
-        if (!wait) return outcome;
-        ++retries_by_kind[kind];
-        if (options_.on_retry)
-            options_.on_retry(retry_event{ctx.op, ctx.effective_model(), retries + 1, wait->delay, failure, wait->from_retry_after});
-        if (!timing_.clock->sleep_for(wait->delay, ctx.cancel))
-            return error(error_kind::cancelled, "cancelled while waiting to retry after: " + std::string(failure.what()));
+/// One call through a retry policy: its attempts so far, and the decision after each.
+template <class T, class Next, class Done>
+class retry_policy::run : public std::enable_shared_from_this<run<T, Next, Done>> {
+public:
+    run(const retry_policy& policy, call_context& ctx, Next next, Done done)
+        : policy_(policy), ctx_(ctx), next_(std::move(next)), done_(std::move(done)),
+          started_(policy.timing_.clock->now()) {}
+
+    /// Makes one attempt; `self` (this run) is held by its continuation until the outcome is in.
+    static void attempt(std::shared_ptr<run> self) {
+        run& r = *self;
+        r.next_(r.ctx_, settle_outcome{std::move(self)});
     }
+
+private:
+    struct settle_outcome {
+        std::shared_ptr<run> self;
+        void operator()(result<T> outcome) const { self->settle(std::move(outcome)); }
+    };
+
+    void settle(result<T> outcome) {
+        if (outcome) return finish(std::move(outcome));
+        const error failure = outcome.error();
+        const auto kind = static_cast<std::size_t>(failure.kind());
+        auto wait = policy_.next_wait(ctx_, failure, retries_, retries_by_kind_[kind], backoff_, started_);
+        if (!wait) return finish(std::move(outcome));
+        ++retries_by_kind_[kind];
+        ++retries_;
+        if (policy_.options_.on_retry)
+            policy_.options_.on_retry(
+                retry_event{ctx_.op, ctx_.effective_model(), retries_, wait->delay, failure, wait->from_retry_after});
+        ctx_.exec->after(
+            *policy_.timing_.clock, wait->delay, ctx_.cancel, [self = this->shared_from_this(), failure](bool elapsed) {
+                if (elapsed) return attempt(std::move(self));
+                self->finish(error(error_kind::cancelled,
+                                   "cancelled while waiting to retry after: " + std::string(failure.what())));
+            });
+    }
+
+    void finish(result<T> outcome) { done_(std::move(outcome)); }
+
+    const retry_policy& policy_;
+    call_context& ctx_;
+    Next next_;
+    Done done_;
+    clock::time_point started_;
+    backoff_state backoff_;
+    int retries_ = 0;
+    std::array<int, error_kind_count> retries_by_kind_{};
+};
+
+template <class T, class Next, class Done>
+void retry_policy::start(call_context& ctx, Next next, Done done) const {
+    if (options_.budget) options_.budget->record_call();
+    run<T, Next, Done>::attempt(std::make_shared<run<T, Next, Done>>(*this, ctx, std::move(next), std::move(done)));
 }
 
 inline std::optional<retry_policy::plan> retry_policy::next_wait(const call_context& ctx, const error& e, int retries,

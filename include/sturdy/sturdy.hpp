@@ -20,17 +20,20 @@
 #include <sturdy/chat.hpp>
 #include <sturdy/chat_accumulator.hpp>
 #include <sturdy/models.hpp>
+#include <sturdy/model_catalog.hpp>
 #include <sturdy/embeddings.hpp>
 #include <sturdy/similarity.hpp>
 #include <sturdy/tokens.hpp>
 #include <sturdy/context_window.hpp>
 #include <sturdy/call_info.hpp>
 
+#include <sturdy/properties.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/providers.hpp>
 
 // Policies: the seam, composition, then each policy. See pipeline.hpp for composition order.
 #include <sturdy/policy.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/pipeline.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
 #include <sturdy/per_route.hpp>

@@ -13,7 +13,9 @@
 /// stream's first-token and idle limits are enforced between chunks, to the millisecond.
 
 #include <sturdy/clock.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/result.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -24,24 +26,41 @@ namespace sturdy {
 
 namespace detail {
 
-/// Restores a context's limits when an attempt made with narrower ones returns.
-class scoped_limits {
+/// A context's limits, saved before an attempt narrows them and put back when its outcome arrives.
+class saved_limits {
 public:
-    explicit scoped_limits(call_context& ctx)
-        : ctx_(ctx), deadline_(ctx.deadline), first_token_(ctx.first_token_timeout), idle_(ctx.idle_timeout) {}
-    ~scoped_limits() {
-        ctx_.deadline = deadline_;
-        ctx_.first_token_timeout = first_token_;
-        ctx_.idle_timeout = idle_;
+    explicit saved_limits(const call_context& ctx)
+        : deadline_(ctx.deadline), first_token_(ctx.first_token_timeout), idle_(ctx.idle_timeout) {}
+    void restore(call_context& ctx) const {
+        ctx.deadline = deadline_;
+        ctx.first_token_timeout = first_token_;
+        ctx.idle_timeout = idle_;
     }
-    scoped_limits(const scoped_limits&) = delete;
-    scoped_limits& operator=(const scoped_limits&) = delete;
 
 private:
-    call_context& ctx_;
     sturdy::deadline deadline_;
     std::optional<std::chrono::milliseconds> first_token_, idle_;
 };
+
+/// Puts a context's limits back, then hands the outcome on.
+template <class T, class Done>
+struct restore_limits {
+    call_context* ctx;
+    saved_limits saved;
+    Done done;
+    void operator()(result<T> outcome) {
+        saved.restore(*ctx);
+        done(std::move(outcome));
+    }
+};
+
+/// Runs `next` with the limits `narrow` set on `ctx`, and restores them before `done` sees the outcome.
+template <class T, class Next, class Done, class Narrow>
+void with_limits(call_context& ctx, const Next& next, Done done, Narrow&& narrow) {
+    saved_limits saved(ctx);
+    narrow(ctx);
+    next(ctx, restore_limits<T, Done>{&ctx, std::move(saved), std::move(done)});
+}
 
 inline std::optional<std::chrono::milliseconds> tighter(std::optional<std::chrono::milliseconds> a,
                                                         std::optional<std::chrono::milliseconds> b) {
@@ -53,15 +72,15 @@ inline std::optional<std::chrono::milliseconds> tighter(std::optional<std::chron
 }  // namespace detail
 
 /// One deadline for everything inside it: retries, fallbacks, hedges and their waits.
-class deadline_policy {
+class deadline_policy : public blocking_form<deadline_policy> {
 public:
     explicit deadline_policy(clock::duration total, sturdy::timing timing = {}) : total_(total), timing_(std::move(timing)) {}
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
-        detail::scoped_limits restore(ctx);
-        ctx.deadline = deadline::earliest(ctx.deadline, deadline::after(timing_.clock, total_));
-        return attempt(ctx);
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const {
+        detail::with_limits<T>(ctx, next, std::move(done), [this](call_context& c) {
+            c.deadline = deadline::earliest(c.deadline, deadline::after(timing_.clock, total_));
+        });
     }
 
     clock::duration total() const noexcept { return total_; }
@@ -81,18 +100,19 @@ struct timeout_options {
     std::optional<std::chrono::milliseconds> idle;
 };
 
-class timeout_policy {
+class timeout_policy : public blocking_form<timeout_policy> {
 public:
     explicit timeout_policy(timeout_options options, sturdy::timing timing = {})
         : options_(options), timing_(std::move(timing)) {}
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
-        detail::scoped_limits restore(ctx);
-        if (options_.attempt) ctx.deadline = deadline::earliest(ctx.deadline, deadline::after(timing_.clock, *options_.attempt));
-        ctx.first_token_timeout = detail::tighter(ctx.first_token_timeout, options_.first_token);
-        ctx.idle_timeout = detail::tighter(ctx.idle_timeout, options_.idle);
-        return attempt(ctx);
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const {
+        detail::with_limits<T>(ctx, next, std::move(done), [this](call_context& c) {
+            if (options_.attempt)
+                c.deadline = deadline::earliest(c.deadline, deadline::after(timing_.clock, *options_.attempt));
+            c.first_token_timeout = detail::tighter(c.first_token_timeout, options_.first_token);
+            c.idle_timeout = detail::tighter(c.idle_timeout, options_.idle);
+        });
     }
 
     const timeout_options& options() const noexcept { return options_; }

@@ -13,8 +13,12 @@
 ///     split.set_weight("candidate", 25);             // at run time, from any thread (a copy works too)
 ///
 /// Shadow mode: `split_arm("candidate", "gpt-4.1").with_shadow(1.0)` (and weight 0) copies every
-/// call to the candidate on another thread and returns the live arm's answer; a streamed shadow
-/// never reaches the caller's callback. Both outcomes are recorded and reported (`on_shadow`).
+/// call to the candidate, as a branch beside the live call, and returns the live arm's answer; a
+/// streamed shadow never reaches the caller's callback. Both outcomes are recorded and reported
+/// (`on_shadow`). The call's executor runs the branch (`executor::spawn`): a synchronous call's
+/// blocking executor gives it a thread and joins it before the call returns, so the shadow has
+/// ended and been reported by then; an event-driven executor hands the call its outcome as soon
+/// as the live arm answers, and its shadows end, and are reported, later.
 ///
 /// The split does not fall back: an error from the chosen arm is the call's. To fall back, put the
 /// split inside a chain's target, or a chain inside an arm (`with_policy(chain)`), or retry around
@@ -23,6 +27,7 @@
 #include <sturdy/clock.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/detail/option_check.hpp>
@@ -39,8 +44,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -151,14 +154,17 @@ struct shadow_event {
 
 /// Settings of a traffic split.
 struct split_options {
-    /// After the live arm answered, how long the call waits for its shadows before cancelling them.
-    /// Unset (the default): until they finish, so the caller may wait for a slower candidate but the
-    /// candidate's latency is measured in full. Set: the caller waits at most this much longer, and
-    /// a shadow cut short counts with the time it had, never as a failure.
+    /// After the live arm answered, how long its shadows may go on before they are cancelled.
+    /// Unset (the default): until they finish, so the candidate's latency is measured in full. Set:
+    /// a shadow cut short counts with the time it had, never as a failure. A synchronous call
+    /// returns once its shadows ended, so its caller waits at most this much longer (unset: for a
+    /// slower candidate); on an event-driven executor the caller never waits for a shadow.
     std::optional<clock::duration> shadow_wait;
     /// Called when a guard takes an arm out.
     std::function<void(const rollback_event&)> on_rollback;
-    /// Called for each shadow call, on the caller's thread, before the call returns.
+    /// Called for each shadow call once both it and the live arm ended, on the thread of whichever
+    /// ended last; before a synchronous call returns (see the top of this file). If it throws on a
+    /// shadow's branch, the exception is dropped there: nothing is left to hand it to.
     std::function<void(const shadow_event&)> on_shadow;
 };
 
@@ -183,31 +189,31 @@ struct split_arm_stats {
 namespace detail {
 
 /// What the rollback guard judges an arm by: the latency of its answering attempt (the first to
-/// answer, so a hedge race's winner), else of its last one, as each attempt reported it. Wraps the
-/// attempts given to the arm's policy, so the waits that policy makes around them (a limiter, a
-/// bulkhead, a retry's backoff) are left out.
+/// answer, so a hedge race's winner), else of its last one, as each attempt reported it. Times
+/// what runs inside the arm's policy (`timed_next`), so the waits that policy makes around it (a
+/// limiter, a bulkhead, a retry's backoff) are left out. Shared by the continuations that note
+/// into it, so a hedged attempt ending after its arm's outcome still has it.
 class attempt_latency {
 public:
-    explicit attempt_latency(const sturdy::clock& clock) : clock_(clock) {}
+    explicit attempt_latency(std::shared_ptr<const sturdy::clock> clock) : clock_(std::move(clock)) {}
     attempt_latency(const attempt_latency&) = delete;
     attempt_latency& operator=(const attempt_latency&) = delete;
 
-    /// `attempt`, noting each call's latency; it must outlive the returned callable.
-    template <class Attempt>
-    auto around(Attempt& attempt) {
-        return [this, &attempt](call_context& ctx) -> decltype(attempt(ctx)) {
-            const auto started = clock_.now();
-            auto outcome = attempt(ctx);
-            // The client's attempts report the transport's time (to the first content, for a
-            // stream); one that reports none (a stream that failed before content, an attempt
-            // function of the caller's) is timed here, around itself only.
-            const auto reported = ctx.last_reply.latency;
-            note(reported > std::chrono::microseconds::zero()
-                     ? reported
-                     : std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - started),
-                 static_cast<bool>(outcome));
-            return outcome;
-        };
+    clock::time_point now() const { return clock_->now(); }
+
+    /// An attempt made through `ctx`, started at `started`, has just ended.
+    void note(const call_context& ctx, clock::time_point started, bool answered) {
+        // The client's attempts report the transport's time (to the first content, for a
+        // stream); one that reports none (a stream that failed before content, an attempt
+        // function of the caller's) is timed here, around itself only.
+        const auto reported = ctx.last_reply.latency;
+        const auto latency = reported > std::chrono::microseconds::zero()
+                                 ? reported
+                                 : std::chrono::duration_cast<std::chrono::microseconds>(clock_->now() - started);
+        std::lock_guard<std::mutex> lock(mutex_);  // hedged attempts inside the arm end on their own branches
+        if (answered_) return;
+        latency_ = latency;
+        answered_ = answered;
     }
 
     /// Nullopt when the arm made no attempt (its own breaker or limiter refused the call).
@@ -217,25 +223,43 @@ public:
     }
 
 private:
-    void note(std::chrono::microseconds latency, bool answered) {
-        std::lock_guard<std::mutex> lock(mutex_);  // hedged attempts inside the arm end on their own threads
-        if (answered_) return;
-        latency_ = latency;
-        answered_ = answered;
-    }
-
-    const sturdy::clock& clock_;
+    std::shared_ptr<const sturdy::clock> clock_;
     mutable std::mutex mutex_;
     std::optional<std::chrono::microseconds> latency_;
     bool answered_ = false;
 };
 
+/// Notes an attempt's latency, then hands its outcome on.
+template <class T, class K>
+struct timed_outcome {
+    std::shared_ptr<attempt_latency> latency;
+    call_context* ctx;
+    clock::time_point started;
+    K k;
+    void operator()(result<T> outcome) {
+        latency->note(*ctx, started, static_cast<bool>(outcome));
+        k(std::move(outcome));
+    }
+};
+
+/// What runs inside an arm's policy: `next`, each run of it timed.
+template <class T, class Next>
+struct timed_next {
+    Next next;
+    std::shared_ptr<attempt_latency> latency;
+    template <class K>
+    void operator()(call_context& ctx, K&& k) const {
+        next(ctx, timed_outcome<T, std::decay_t<K>>{latency, &ctx, latency->now(), std::forward<K>(k)});
+    }
+};
+
 /// A shadow call beside a live one: a copy of the context that is silent, with its own call
-/// state (no share in the live call's commit or attempt count) and its own cancellation.
+/// state (no share in the live call's commit or attempt count) and its own cancellation. Lives
+/// in the call's shared state until its branch has ended.
 struct shadow_run {
     shadow_run(const call_context& live, std::size_t arm_index, std::shared_ptr<const sturdy::route> to,
-               const sturdy::clock& clock)
-        : arm(arm_index), stop(live.cancel), ctx(live), latency(clock) {
+               std::shared_ptr<const sturdy::clock> clock)
+        : arm(arm_index), stop(live.cancel), ctx(live), latency(std::make_shared<attempt_latency>(std::move(clock))) {
         ctx.state = &state;
         ctx.silent = true;
         ctx.cancel = stop.token();
@@ -244,23 +268,16 @@ struct shadow_run {
     }
     shadow_run(const shadow_run&) = delete;
     shadow_run& operator=(const shadow_run&) = delete;
-    // The attempt refers to the caller's stack: never leave a shadow running past the call.
-    ~shadow_run() {
-        if (thread.joinable()) {
-            stop.cancel();
-            thread.join();
-        }
-    }
 
-    std::size_t arm;
+    const std::size_t arm;
     call_state state;
-    cancellation_source stop;      // cancels the shadow; also fires when the caller cancels
-    cancellation_source finished;  // fired by the shadow's thread when its outcome is in
+    cancellation_source stop;  // cancels the shadow; also fires when the caller cancels
     call_context ctx;
+    const std::shared_ptr<attempt_latency> latency;
+    // Under the split call's mutex until `ended` is set; unchanged after.
     std::optional<error> failure;
-    attempt_latency latency;
     bool cut = false;
-    std::thread thread;
+    bool ended = false;
 };
 
 }  // namespace detail
@@ -274,13 +291,16 @@ struct shadow_run {
 /// the split does not have is invalid_argument. A pinned arm that fails fails the call with its
 /// own error, and a pinned call is never copied to shadows: it asked for that one route. Else the
 /// first arm named in `request_options::route_order`, if any, takes it, shadows alongside.
-class traffic_split {
+///
+/// The split never blocks: its arms' policies wait, and it waits out `shadow_wait`, through the
+/// call's executor, which also runs the shadows (see the top of this file).
+class traffic_split : public blocking_form<traffic_split> {
 public:
     /// Throws std::invalid_argument for a guard whose options make no sense (`rollback_guard`).
     explicit traffic_split(std::vector<split_arm> arms, split_options options = {}, sturdy::timing timing = {});
 
-    template <class Attempt>
-    auto execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx));
+    template <class T, class Next, class Done>
+    void start(call_context& ctx, Next next, Done done) const;
 
     /// Sets an arm's weight (negative counts as 0). A weight above 0 puts a rolled-back arm back,
     /// its guard judging from a fresh window. False when no arm has that name.
@@ -332,13 +352,33 @@ private:
         std::uint64_t samples;
     };
 
+    /// Where one call goes: its live arm, and the arms that get a shadow copy of it.
+    struct choice {
+        std::size_t live = 0;
+        std::vector<std::size_t> shadows;
+    };
+    struct split_call;
+    template <class T, class Done>
+    struct live_outcome;
+    template <class T>
+    struct shadow_outcome;
+
     static std::optional<rollback_guard> checked(std::optional<rollback_guard> guard);
+    // The decisions: functions of the call, the injected random source and the time given.
+    choice choose(const call_context& ctx, const std::vector<std::size_t>& plan) const;
     std::size_t pick(const call_context& ctx, const std::vector<std::size_t>& plan, double draw) const;
     std::optional<rollback> record(std::size_t arm, const arm_outcome& outcome, clock::time_point now) const;
     void report(const std::optional<rollback>& r) const;
-    template <class Attempt>
-    void start_shadow(detail::shadow_run& run, Attempt& attempt) const;
-    void await_shadows(std::vector<std::unique_ptr<detail::shadow_run>>& runs) const;
+    // The glue: a call's live arm and shadows, each ending on its own branch.
+    template <class T, class Next>
+    void start_shadow(const std::shared_ptr<split_call>& call, std::size_t arm, call_context& live,
+                      const Next& next) const;
+    void end_live(const std::shared_ptr<split_call>& call, std::optional<error> failure, executor& exec) const;
+    void end_shadow(split_call& call, detail::shadow_run& run, std::optional<error> failure) const;
+    void report_shadow(const split_call& call, const detail::shadow_run& run) const;
+    void cut_after(const std::shared_ptr<split_call>& call, executor& exec, clock::duration wait) const;
+    void cut_unfinished(split_call& call) const;
+    void abandon_shadows(split_call& call) const;
     split_arm_stats stats_of(const arm_state& a, clock::time_point now) const;
 
     std::shared_ptr<state> state_;
@@ -367,98 +407,210 @@ inline std::optional<rollback_guard> traffic_split::checked(std::optional<rollba
     return guard;
 }
 
-template <class Attempt>
-auto traffic_split::execute(call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
-    using outcome_type = decltype(attempt(ctx));
-    auto& s = *state_;
-    if (s.arms.empty()) return attempt(ctx);
-    const auto plan = detail::route_plan(s.arms, ctx);
-    if (!plan) return plan.error();
+/// One call through a split, shared by its live arm and its shadows, each ending on its own branch.
+/// A shadow is reported once both it and the live arm have ended, by whichever ended last.
+struct traffic_split::split_call {
+    split_call(const traffic_split& policy, operation what, std::size_t live_arm)
+        : split(policy), op(what), live(live_arm),
+          live_timing(std::make_shared<detail::attempt_latency>(policy.state_->timing.clock)) {}
 
+    const traffic_split split;  // a copy sharing the state: shadows may end after the call did
+    const operation op;
+    const std::size_t live;
+    const std::shared_ptr<detail::attempt_latency> live_timing;
+    cancellation_source shadows_ended;  // fired by the last shadow to end: the cut need not wait
+    std::mutex mutex;
+    // Under the mutex:
+    std::vector<std::shared_ptr<detail::shadow_run>> shadows;
+    bool live_ended = false;
+    // Unchanged once live_ended: the live arm's outcome as recorded, for the shadows' reports.
+    std::optional<error> live_failure;
+    std::optional<std::chrono::microseconds> live_latency;
+
+    bool shadows_running() const {
+        return std::any_of(shadows.begin(), shadows.end(), [](const auto& run) { return !run->ended; });
+    }
+};
+
+/// The live arm's outcome: puts the outer route back, records it, then hands it on.
+template <class T, class Done>
+struct traffic_split::live_outcome {
+    std::shared_ptr<split_call> call;
+    call_context* ctx;
+    std::shared_ptr<const sturdy::route> outer_route;
+    Done done;
+    void operator()(result<T> outcome) {
+        ctx->route = std::move(outer_route);
+        std::optional<error> failure;
+        if (!outcome) failure = outcome.error();
+        call->split.end_live(call, std::move(failure), *ctx->exec);
+        done(std::move(outcome));
+    }
+};
+
+/// A shadow's outcome, kept for its report.
+template <class T>
+struct traffic_split::shadow_outcome {
+    std::shared_ptr<split_call> call;
+    std::shared_ptr<detail::shadow_run> run;
+    void operator()(result<T> outcome) const {
+        std::optional<error> failure;
+        if (!outcome) failure = outcome.error();
+        call->split.end_shadow(*call, *run, std::move(failure));
+    }
+};
+
+template <class T, class Next, class Done>
+void traffic_split::start(call_context& ctx, Next next, Done done) const {
+    const auto& arms = state_->arms;
+    if (arms.empty()) return next(ctx, std::move(done));
+    const auto plan = detail::route_plan(arms, ctx);
+    if (!plan) return done(plan.error());
+    const choice chosen = choose(ctx, *plan);
+    auto call = std::make_shared<split_call>(*this, ctx.op, chosen.live);
+    // Shadows start first, so they run beside the live call rather than after it.
+    for (std::size_t arm : chosen.shadows) start_shadow<T>(call, arm, ctx, next);
+
+    const arm_state& live = arms[chosen.live];
+    ctx.state->note_route(live.route->name, false);
+    auto outer_route = std::exchange(ctx.route, live.route);
+    auto timed = detail::timed_next<T, Next>{std::move(next), call->live_timing};
+    try {
+        detail::start_route_policy<T>(live.policy, ctx, std::move(timed),
+                                      live_outcome<T, Done>{call, &ctx, std::move(outer_route), std::move(done)});
+    } catch (...) {
+        // The live arm threw (an attempt function of the caller's may): the call ends here, and its
+        // shadows are stopped rather than waited for.
+        abandon_shadows(*call);
+        throw;
+    }
+}
+
+template <class T, class Next>
+void traffic_split::start_shadow(const std::shared_ptr<split_call>& call, std::size_t arm, call_context& live,
+                                 const Next& next) const {
+    auto run = std::make_shared<detail::shadow_run>(live, arm, state_->arms[arm].route, state_->timing.clock);
+    {
+        // Listed before its branch starts, which may end it at once.
+        std::lock_guard<std::mutex> lock(call->mutex);
+        call->shadows.push_back(run);
+    }
+    const bool started = live.exec->spawn([call, run, next] {
+        const any_policy& policy = call->split.state_->arms[run->arm].policy;
+        try {
+            detail::start_route_policy<T>(policy, run->ctx, detail::timed_next<T, Next>{next, run->latency},
+                                          shadow_outcome<T>{call, run});
+        } catch (const std::exception& e) {
+            // A shadow must not take the process down; its exception is its failure.
+            call->split.end_shadow(
+                *call, *run, error(error_kind::invalid_response, std::string("the shadow attempt threw: ") + e.what()));
+        }
+    });
+    if (started) return;
+    // No branch to spare: the live call goes on without this shadow.
+    std::lock_guard<std::mutex> lock(call->mutex);
+    call->shadows.erase(std::find(call->shadows.begin(), call->shadows.end(), run));
+}
+
+// Records the live arm's outcome, reports the shadows that ended before it, and has the ones still
+// running cut after `shadow_wait`.
+inline void traffic_split::end_live(const std::shared_ptr<split_call>& call, std::optional<error> failure,
+                                    executor& exec) const {
+    const auto latency = call->live_timing->latency();
+    report(record(call->live, arm_outcome{failure, latency, false, false}, state_->timing.clock->now()));
+    std::vector<std::shared_ptr<detail::shadow_run>> ended;
+    bool running = false;
+    {
+        std::lock_guard<std::mutex> lock(call->mutex);
+        call->live_failure = std::move(failure);
+        call->live_latency = latency;
+        call->live_ended = true;
+        for (const auto& run : call->shadows)
+            if (run->ended) ended.push_back(run);
+        running = call->shadows_running();
+    }
+    for (const auto& run : ended) report_shadow(*call, *run);
+    if (running && state_->options.shadow_wait) cut_after(call, exec, *state_->options.shadow_wait);
+}
+
+// Keeps a shadow's outcome; reports it now if the live arm has ended, else the live arm will.
+inline void traffic_split::end_shadow(split_call& call, detail::shadow_run& run, std::optional<error> failure) const {
+    bool report_now = false;
+    bool last = false;
+    {
+        std::lock_guard<std::mutex> lock(call.mutex);
+        if (run.ended) return;  // it threw after its outcome was in: that outcome stands
+        run.failure = std::move(failure);
+        run.cut = run.cut && run.failure.has_value();  // it may have answered as it was being cut
+        run.ended = true;
+        report_now = call.live_ended;
+        last = !call.shadows_running();
+    }
+    if (last) call.shadows_ended.cancel();
+    if (report_now) report_shadow(call, run);
+}
+
+inline void traffic_split::report_shadow(const split_call& call, const detail::shadow_run& run) const {
+    const auto shadow_latency = run.latency->latency();
+    report(record(run.arm, arm_outcome{run.failure, shadow_latency, true, run.cut}, state_->timing.clock->now()));
+    if (!state_->options.on_shadow) return;
+    const auto zero = std::chrono::microseconds::zero();
+    state_->options.on_shadow(shadow_event{
+        call.op, split_outcome{*state_->arms[call.live].route, call.live_failure, call.live_latency.value_or(zero)},
+        split_outcome{*state_->arms[run.arm].route, run.failure, shadow_latency.value_or(zero)}, run.cut});
+}
+
+// Cuts the shadows still running once `wait` has passed, unless they all end first. The wait runs
+// on a branch of its own, so the live outcome goes on at once; with no branch to spare, it runs
+// here, before the live outcome goes on.
+inline void traffic_split::cut_after(const std::shared_ptr<split_call>& call, executor& exec,
+                                     clock::duration wait) const {
+    std::shared_ptr<const sturdy::clock> clock = state_->timing.clock;
+    auto timer = [call, &exec, clock, wait] {
+        exec.after(*clock, wait, call->shadows_ended.token(), [call](bool elapsed) {
+            if (elapsed) call->split.cut_unfinished(*call);
+        });
+    };
+    if (!exec.spawn(timer)) timer();
+}
+
+inline void traffic_split::cut_unfinished(split_call& call) const {
+    std::vector<std::shared_ptr<detail::shadow_run>> running;
+    {
+        std::lock_guard<std::mutex> lock(call.mutex);
+        for (const auto& run : call.shadows) {
+            if (run->ended) continue;
+            run->cut = true;
+            running.push_back(run);
+        }
+    }
+    for (const auto& run : running) run->stop.cancel();
+}
+
+inline void traffic_split::abandon_shadows(split_call& call) const {
+    {
+        std::lock_guard<std::mutex> lock(call.mutex);
+        if (call.live_ended) return;  // the exception came after the live outcome went on: the shadows run on
+    }
+    cut_unfinished(call);
+}
+
+inline traffic_split::choice traffic_split::choose(const call_context& ctx,
+                                                   const std::vector<std::size_t>& plan) const {
+    auto& s = *state_;
     const double draw = s.timing.random->next_unit();
-    std::size_t live = 0;
+    choice c;
     std::vector<std::pair<std::size_t, double>> shadow_shares;
     {
         std::lock_guard<std::mutex> lock(s.mutex);
-        live = pick(ctx, *plan, draw);
+        c.live = pick(ctx, plan, draw);
         if (ctx.pinned_route.empty())
             for (std::size_t i = 0; i < s.arms.size(); ++i)
-                if (i != live && s.arms[i].shadow > 0) shadow_shares.emplace_back(i, s.arms[i].shadow);
+                if (i != c.live && s.arms[i].shadow > 0) shadow_shares.emplace_back(i, s.arms[i].shadow);
     }
-
-    // Shadows start first, so they run beside the live call rather than after it.
-    std::vector<std::unique_ptr<detail::shadow_run>> shadows;
-    for (const auto& [arm, share] : shadow_shares) {
-        if (share < 1.0 && s.timing.random->next_unit() >= share) continue;
-        shadows.push_back(std::make_unique<detail::shadow_run>(ctx, arm, s.arms[arm].route, *s.timing.clock));
-        try {
-            start_shadow(*shadows.back(), attempt);
-        } catch (const std::system_error&) {
-            shadows.pop_back();  // no thread to spare: the live call goes on without this shadow
-        }
-    }
-
-    const arm_state& chosen = s.arms[live];
-    ctx.state->note_route(chosen.route->name, false);
-    detail::attempt_latency latency(*s.timing.clock);
-    outcome_type outcome = [&]() -> outcome_type {
-        detail::scoped_route at(ctx, chosen.route);
-        return chosen.policy.execute(ctx, latency.around(attempt));
-    }();
-    std::optional<error> failure;
-    if (!outcome) failure = outcome.error();
-    report(record(live, arm_outcome{failure, latency.latency(), false, false}, s.timing.clock->now()));
-
-    if (!shadows.empty()) {
-        await_shadows(shadows);
-        const auto now = s.timing.clock->now();
-        for (const auto& run : shadows) {
-            const auto shadow_latency = run->latency.latency();
-            report(record(run->arm, arm_outcome{run->failure, shadow_latency, true, run->cut}, now));
-            if (s.options.on_shadow) {
-                const auto zero = std::chrono::microseconds::zero();
-                s.options.on_shadow(shadow_event{
-                    ctx.op, split_outcome{*chosen.route, failure, latency.latency().value_or(zero)},
-                    split_outcome{*s.arms[run->arm].route, run->failure, shadow_latency.value_or(zero)}, run->cut});
-            }
-        }
-    }
-    return outcome;
-}
-
-template <class Attempt>
-void traffic_split::start_shadow(detail::shadow_run& run, Attempt& attempt) const {
-    run.thread = std::thread([this, &run, &attempt] {
-        const arm_state& arm = state_->arms[run.arm];
-        try {
-            auto out = arm.policy.execute(run.ctx, run.latency.around(attempt));
-            if (!out) run.failure = out.error();
-        } catch (const std::exception& e) {
-            // A shadow must not take the process down; its exception is its failure.
-            run.failure = error(error_kind::invalid_response, std::string("the shadow attempt threw: ") + e.what());
-        }
-        run.finished.cancel();
-    });
-}
-
-inline void traffic_split::await_shadows(std::vector<std::unique_ptr<detail::shadow_run>>& runs) const {
-    const auto& clock = state_->timing.clock;
-    if (const auto& wait = state_->options.shadow_wait) {
-        const auto until = clock->now() + *wait;
-        for (auto& run : runs) {
-            const auto left = until - clock->now();
-            if (!run->finished.cancelled() && left > clock::duration::zero()) clock->sleep_for(left, run->finished.token());
-            if (!run->finished.cancelled()) {
-                run->cut = true;
-                run->stop.cancel();
-            }
-        }
-    }
-    for (auto& run : runs) {
-        run->thread.join();
-        // It may have answered as it was being cut: then it was not cut.
-        run->cut = run->cut && run->failure.has_value();
-    }
+    for (const auto& [arm, share] : shadow_shares)
+        if (share >= 1.0 || s.timing.random->next_unit() < share) c.shadows.push_back(arm);
+    return c;
 }
 
 inline std::size_t traffic_split::pick(const call_context& ctx, const std::vector<std::size_t>& plan,

@@ -1,85 +1,45 @@
 // The `sturdy` command-line tool, run as a subprocess against the in-process demo server: its
 // stdout, stderr and exit status are a contract for scripts (see examples/cli/main.cpp).
+#include "cli_support.hpp"
 #include "demo_server.hpp"
-#include "run_process.hpp"
 #include "support/catch.hpp"
+#include "support/script_server.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#ifndef STURDY_CLI_PATH
-#error "STURDY_CLI_PATH (the path of the sturdy program) must be defined"
-#endif
-
 namespace {
 
 using namespace std::chrono_literals;
-using nlohmann::json;
+using json = nlohmann::ordered_json;
+using sturdy_cli_test::check_failure;
+using sturdy_cli_test::check_usage_error;
+using sturdy_cli_test::lines_in;
+using sturdy_cli_test::one_json_line;
 using sturdy_cli_test::process_result;
+using sturdy_cli_test::refused_port;
+using sturdy_cli_test::sturdy;
+using sturdy_cli_test::sturdy_at;
+using sturdy_cli_test::usage_of;
 using sturdy_demo::fault;
 
 const std::string reply_to_hi = "Hello from the sturdy demo server! You said: hi there";
 
-process_result sturdy(std::vector<std::string> args, const std::map<std::string, std::string>& env = {}) {
-    return sturdy_cli_test::run_process(STURDY_CLI_PATH, args, env);
-}
-
 /// `sturdy` pointed at `demo`; `args` start with the command.
 process_result sturdy_at(const sturdy_demo::server& demo, std::vector<std::string> args,
                          const std::map<std::string, std::string>& env = {}) {
-    args.insert(args.begin(), "--base-url=" + demo.base_url());  // first: the rest stays as the test wrote it
-    return sturdy(std::move(args), env);
-}
-
-std::size_t lines_in(const std::string& s) {
-    std::size_t n = 0;
-    for (char c : s) n += c == '\n';
-    return n;
-}
-
-/// stdout holds exactly one line, a JSON object.
-json one_json_line(const process_result& r) {
-    INFO("stdout: " << r.out);
-    REQUIRE(lines_in(r.out) == 1);
-    REQUIRE(r.out.back() == '\n');
-    auto j = json::parse(r.out);
-    REQUIRE(j.is_object());
-    return j;
-}
-
-/// A failure: status 1, nothing on stdout unless said, one error line starting with `prefix`.
-void check_failure(const process_result& r, const std::string& prefix) {
-    INFO("stdout: " << r.out << "\nstderr: " << r.err);
-    CHECK(r.status == 1);
-    CHECK(lines_in(r.err) == 1);
-    CHECK(r.err.back() == '\n');
-    CHECK(r.err.rfind(prefix, 0) == 0);
-    CHECK(r.err.size() > prefix.size() + 1);  // a message follows
-}
-
-/// A port nothing listens on: bound once to get a free one, then closed.
-int refused_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    ::close(fd);
-    return ntohs(addr.sin_port);
+    return sturdy_cli_test::sturdy_at(demo.base_url(), std::move(args), env);
 }
 
 struct demo_fixture {
@@ -474,16 +434,30 @@ TEST_CASE("usage errors exit 2 with one line, and call nothing", "[cli]") {
         {"chat", "--fallback=", "hi"},
         {"chat", "--idle-timeout", "-1", "hi"},
         {"chat", "--first-token-timeout", "never", "hi"},
+        {"chat", "--price-in", "cheap", "--price-out", "1", "hi"},
+        {"chat", "--price-in", "-1", "--price-out", "1", "hi"},
+        {"chat", "--price-in", "1", "hi"},  // chat needs --price-out too
+        {"chat", "--price-out", "1", "hi"},
+        {"embed", "--price-cached-in", "1", "x"},
+        {"bench", "--price-in", "1", "hi"},
+        {"chat", "--prices", "/nonexistent/prices.json", "hi"},
+        {"chat", "--prices=", "hi"},
+        {"bench"},
+        {"bench", "one", "two"},
+        {"bench", "--requests", "0", "hi"},
+        {"bench", "--requests", "1000001", "hi"},
+        {"bench", "--concurrency", "0", "hi"},
+        {"bench", "--concurrency", "257", "hi"},
+        {"bench", "--target", "nameonly", "hi"},
+        {"bench", "--target", "=http://x/v1", "hi"},
+        {"bench", "--target", "a=", "hi"},
+        {"bench", "--target", "a=http://x/v1,", "hi"},
+        {"bench", "--target", "a=http://x/v1", "--target", "a=http://y/v1", "hi"},
     }));
     std::string joined;
     for (const auto& a : args) joined += a + " ";
     INFO("sturdy " << joined);
-    auto r = sturdy_at(f.demo, args);
-    INFO("stderr: " << r.err);
-    CHECK(r.status == 2);
-    CHECK(r.out.empty());
-    CHECK(lines_in(r.err) == 1);
-    CHECK(r.err.rfind("error: usage: ", 0) == 0);
+    check_usage_error(sturdy_at(f.demo, args));
     CHECK(f.demo.requests() == 0);
 }
 
@@ -491,6 +465,131 @@ TEST_CASE("usage errors do not repeat option values", "[cli]") {
     auto r = sturdy({"chat", "--api-key=sk-secret-0123456789", "--max-tokens", "sk-secret-0123456789", "hi"});
     CHECK(r.status == 2);
     CHECK(r.err.find("sk-secret") == std::string::npos);
+}
+
+// ---- prices ----
+
+namespace {
+
+/// A file holding `text`, removed at the end of the test.
+class temp_file {
+public:
+    explicit temp_file(const std::string& text) {
+        char name[] = "/tmp/sturdy_cli_test_XXXXXX";
+        const int fd = ::mkstemp(name);
+        REQUIRE(fd >= 0);
+        path_ = name;
+        REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+        ::close(fd);
+    }
+    ~temp_file() { std::remove(path_.c_str()); }
+    temp_file(const temp_file&) = delete;
+    temp_file& operator=(const temp_file&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+/// A server that answers every chat completion with `body`.
+struct scripted_fixture {
+    sturdy_test::script_server server;
+    explicit scripted_fixture(const std::string& body) { server.set_default(sturdy_test::reply::json(200, body)); }
+};
+
+}  // namespace
+
+TEST_CASE("chat --json: the --price-* options price the reply; usage shows cached and reasoning tokens",
+          "[cli][prices]") {
+    // 100 prompt tokens of which 40 cached, 50 completion tokens of which 20 reasoning.
+    const std::string details =
+        R"("prompt_tokens_details": {"cached_tokens": 40}, "completion_tokens_details": {"reasoning_tokens": 20})";
+    scripted_fixture f(sturdy_cli_test::chat_completion("some-unlisted-model", usage_of(100, 50, details)));
+    auto r = sturdy_at(f.server.base_url(),
+                       {"chat", "--json", "--price-in", "2", "--price-cached-in", "0.5", "--price-out", "8", "hi"});
+    REQUIRE(r.status == 0);
+    const json j = one_json_line(r);
+    const json& usage = j.at("usage");
+    CHECK(usage.at("cached_tokens") == 40);
+    CHECK(usage.at("reasoning_tokens") == 20);
+    // (60 uncached * 2 + 40 cached * 0.5 + 50 completion * 8) / 1e6: the flags price any model.
+    REQUIRE(j.at("cost_usd").is_number());
+    CHECK(j.at("cost_usd").get<double>() == Approx(540e-6).epsilon(1e-12));
+
+    // Without --price-cached-in, cached tokens cost the input price: (100 * 2 + 50 * 8) / 1e6.
+    auto uncached = sturdy_at(f.server.base_url(), {"chat", "--json", "--price-in=2", "--price-out=8", "hi"});
+    REQUIRE(uncached.status == 0);
+    CHECK(one_json_line(uncached).at("cost_usd").get<double>() == Approx(600e-6).epsilon(1e-12));
+}
+
+TEST_CASE("chat --json: without price options the built-in table prices the model that answered", "[cli][prices]") {
+    scripted_fixture f(sturdy_cli_test::chat_completion("gpt-4o-mini-2024-07-18", usage_of(1000, 500)));
+    auto r = sturdy_at(f.server.base_url(), {"chat", "--json", "hi"});
+    REQUIRE(r.status == 0);
+    const json j = one_json_line(r);
+    // gpt-4o-mini: 0.15 in, 0.60 out per million: (1000 * 0.15 + 500 * 0.6) / 1e6.
+    CHECK(j.at("cost_usd").get<double>() == Approx(450e-6).epsilon(1e-12));
+    CHECK_FALSE(j.at("usage").contains("cached_tokens"));  // none reported
+    CHECK_FALSE(j.at("usage").contains("reasoning_tokens"));
+}
+
+TEST_CASE("chat --json: cost_usd is null for a model no table prices", "[cli][prices]") {
+    demo_fixture f;
+    auto r = sturdy_at(f.demo, {"chat", "--json", "--model", "demo-mini", "hi there"});
+    REQUIRE(r.status == 0);
+    const json j = one_json_line(r);
+    REQUIRE(j.contains("cost_usd"));
+    CHECK(j.at("cost_usd").is_null());
+}
+
+TEST_CASE("--prices FILE prices by its table; the price options win over it", "[cli][prices]") {
+    demo_fixture f;
+    temp_file prices(R"({"prices_read": "2026-01-01", "models": {"demo-mini": {"input": 1, "output": 2}}})");
+    auto r = sturdy_at(f.demo, {"chat", "--json", "--model", "demo-mini", "--prices", prices.path(), "hi there"});
+    REQUIRE(r.status == 0);
+    // 2 prompt and 10 completion tokens (the demo server counts words): (2 * 1 + 10 * 2) / 1e6.
+    CHECK(one_json_line(r).at("cost_usd").get<double>() == Approx(22e-6).epsilon(1e-12));
+
+    // The file replaces the built-in table, which prices gpt-4o-mini.
+    auto unlisted = sturdy_at(f.demo, {"chat", "--json", "--model", "gpt-4o-mini", "--prices", prices.path(), "hi"});
+    REQUIRE(unlisted.status == 0);
+    CHECK(one_json_line(unlisted).at("cost_usd").is_null());
+
+    auto flags = sturdy_at(f.demo, {"chat", "--json", "--model", "demo-mini", "--prices", prices.path(), "--price-in",
+                                    "3", "--price-out", "0", "hi there"});
+    REQUIRE(flags.status == 0);
+    CHECK(one_json_line(flags).at("cost_usd").get<double>() == Approx(6e-6).epsilon(1e-12));  // 2 * 3 / 1e6
+}
+
+TEST_CASE("--prices FILE that is not a price table is a usage error, and names no value", "[cli][prices]") {
+    demo_fixture f;
+    for (const std::string text : {"not json", R"({"models": {"demo-mini": {"input": -1, "output": 2}}})",
+                                   R"({"models": {"demo-mini": {"input": 1, "outptu": 2}}})", ""}) {
+        INFO("file: " << text);
+        temp_file prices(text);
+        auto r = sturdy_at(f.demo, {"chat", "--prices", prices.path(), "hi"});
+        check_usage_error(r);
+        CHECK(r.err.find("--prices") != std::string::npos);
+        CHECK(r.err.find(prices.path()) == std::string::npos);
+    }
+    CHECK(f.demo.requests() == 0);
+}
+
+TEST_CASE("embed --json: cost_usd by --price-in, else by the built-in table", "[cli][prices]") {
+    demo_fixture f;
+    // 3 prompt tokens ("first text", "second"); embeddings have no completion, so no --price-out.
+    auto priced = sturdy_at(f.demo, {"embed", "--json", "--price-in", "0.5", "first text", "second"});
+    REQUIRE(priced.status == 0);
+    CHECK(one_json_line(priced).at("cost_usd").get<double>() == Approx(1.5e-6).epsilon(1e-6));
+
+    // text-embedding-3-small, the default model: 0.02 per million.
+    auto builtin = sturdy_at(f.demo, {"embed", "--json", "first text", "second"});
+    REQUIRE(builtin.status == 0);
+    CHECK(one_json_line(builtin).at("cost_usd").get<double>() == Approx(6e-8).epsilon(1e-6));
+
+    auto unpriced = sturdy_at(f.demo, {"embed", "--json", "--model", "demo-embed", "first text"});
+    REQUIRE(unpriced.status == 0);
+    CHECK(one_json_line(unpriced).at("cost_usd").is_null());
 }
 
 TEST_CASE("--help prints usage on stdout and exits 0", "[cli]") {

@@ -1,6 +1,7 @@
 // What a call reports of itself, and what the client guarantees whichever policy runs it: every
 // attempt and error in the report, nothing received lost, no stream replayed.
 #include <sturdy/sturdy.hpp>
+#include <sturdy/testing/fake_clock.hpp>
 
 #include "support/catch.hpp"
 #include "support/script_server.hpp"
@@ -44,7 +45,32 @@ struct naive_retry {
     }
 };
 
+const sturdy::property_key<std::string> tenant{"tenant"};
+
+/// A user's policy that refuses a call without a tenant (a request_options property).
+struct requires_tenant {
+    template <class T, class Next, class Done>
+    void start(sturdy::call_context& ctx, Next next, Done done) const {
+        if (!ctx.properties.find(tenant))
+            return done(sturdy::result<T>(sturdy::error(error_kind::invalid_argument, "no tenant")));
+        next(ctx, std::move(done));
+    }
+};
+
 }  // namespace
+
+TEST_CASE("report: request_options::properties reach the client's policy", "[socket][report]") {
+    sturdy_test::script_server srv;
+    srv.enqueue(reply::json(200, R"({"object":"list","data":[]})"));
+    sturdy::basic_client<sturdy::curl_transport, requires_tenant> client(options_for(srv));
+    sturdy::request_options call;
+    auto refused = client.try_models(call);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().message() == "no tenant");
+    call.properties.set(tenant, std::string("acme"));
+    CHECK(client.try_models(call).has_value());
+    CHECK(srv.requests().size() == 1);
+}
 
 TEST_CASE("report: a user's own retry cannot replay a stream that delivered content", "[socket][report]") {
     sturdy_test::script_server srv;
@@ -143,6 +169,28 @@ TEST_CASE("report: a stream's first token is timed from the call and from its ow
     REQUIRE(out.call.attempt_log.size() == 2);
     CHECK(out.call.attempt_log[1].time_to_first_token == out.call.attempt_time_to_first_token);
     CHECK_FALSE(out.call.attempt_log[1].failure.has_value());
+}
+
+TEST_CASE("report: a call's times are read on the injected clock, as its policies' are", "[socket][report]") {
+    // In virtual time the server's requested pause of 30 s passes at once on the fake clock, and
+    // the report says 30 s: the client measured on the clock the retry waited on.
+    sturdy_test::script_server srv;
+    srv.enqueue(reply::status(503).header("retry-after", "30").body(R"({"error":{"message":"busy"}})"));
+    srv.enqueue(reply::sse().data(delta_chunk({{"content", "Hi"}})).data("[DONE]"));
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_options patient;
+    patient.retry_after_limit = 60s;
+    sturdy::basic_client<sturdy::curl_transport, sturdy::retry_policy> client(
+        options_for(srv), sturdy::retry_policy(patient, fake.timing()), sturdy::curl_transport(), fake.timing());
+    const auto started = std::chrono::steady_clock::now();
+    auto out = client.stream(hello, [](const sturdy::chat_chunk&) {});
+    CHECK(std::chrono::steady_clock::now() - started < 10s);  // nobody slept for real
+    REQUIRE(fake.sleeps().size() == 1);
+    CHECK(fake.sleeps()[0] == 30s);
+    CHECK(out.call.latency == 30s);  // the fake clock moved only by the retry's wait
+    REQUIRE(out.call.time_to_first_token.has_value());
+    CHECK(*out.call.time_to_first_token == 30s);
+    CHECK(out.call.attempt_time_to_first_token == std::chrono::microseconds(0));
 }
 
 TEST_CASE("report: model(id) through a fallback chain says which route answered", "[socket][report]") {

@@ -3,6 +3,7 @@
 #include <sturdy/sturdy.hpp>
 
 #include "support/catch.hpp"
+#include "support/endpoints.hpp"
 #include "support/script_server.hpp"
 
 #include <demo_server.hpp>
@@ -27,21 +28,8 @@ using split_client = sturdy::basic_client<sturdy::curl_transport, sturdy::traffi
 const char* const backup_reply = R"({"id":"chatcmpl-b","object":"chat.completion","created":1,"model":"backup-model",
     "choices":[{"index":0,"message":{"role":"assistant","content":"from the backup"},"finish_reason":"stop"}]})";
 
-sturdy::client_options options_for(const std::string& base_url, std::string key) {
-    sturdy::client_options o;
-    o.base_url = base_url;
-    o.api_key = std::move(key);
-    o.connect_timeout = 2s;
-    o.timeout = 5s;
-    return o;
-}
-
-sturdy::endpoint endpoint_for(const std::string& base_url, std::string key) {
-    sturdy::endpoint e;
-    e.base_url = base_url;
-    e.api_key = std::move(key);
-    return e;
-}
+using sturdy_test::endpoint_for;
+using sturdy_test::options_for;
 
 sturdy_demo::options demo_with_key(std::string key, int context_window = 4096) {
     sturdy_demo::options o;

@@ -1,5 +1,6 @@
 #include <sturdy/bulkhead.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/pipeline.hpp>
 #include <sturdy/result.hpp>
 #include <sturdy/retry.hpp>
@@ -8,12 +9,16 @@
 #include "support/catch.hpp"
 #include "support/gate.hpp"
 
+#include <algorithm>
 #include <condition_variable>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono;
@@ -326,4 +331,163 @@ TEST_CASE("bulkhead: nonsense settings are refused", "[bulkhead]") {
     CHECK_THROWS_AS(sturdy::bulkhead(0), std::invalid_argument);
     CHECK_THROWS_AS(sturdy::bulkhead(limits(1, -1)), std::invalid_argument);
     CHECK_THROWS_AS(sturdy::bulkhead(limits(1, 1, seconds(-1))), std::invalid_argument);
+}
+
+// ---- the executor seam ----
+
+namespace {
+
+/// An event loop's executor, reduced to what a test needs: it holds no thread and never sleeps. It
+/// records each wait asked of it and keeps it: `run_woken` runs the waits whose token fired, as the
+/// loop would; `elapse` moves the fake clock on by each wait and runs it as elapsed. With
+/// `elapse_at_once`, it does so as soon as a wait is asked for.
+class loop_executor final : public sturdy::executor {
+public:
+    explicit loop_executor(manual_clock& fake, bool elapse_at_once = false) : fake_(fake), at_once_(elapse_at_once) {}
+    void after(const sturdy::clock&, sturdy::clock::duration d, const sturdy::cancellation_token& cancel,
+               std::function<void(bool)> then) override {
+        waits.push_back(d);
+        if (cancel.cancelled()) return then(false);
+        pending_.push_back({d, cancel, std::move(then)});
+        if (at_once_) elapse();
+    }
+    bool spawn(std::function<void()>) override { return false; }
+
+    std::size_t pending() const { return pending_.size(); }
+    void run_woken() {
+        for (;;) {
+            const auto fired =
+                std::find_if(pending_.begin(), pending_.end(), [](const wait& w) { return w.cancel.cancelled(); });
+            if (fired == pending_.end()) return;
+            auto then = std::move(fired->then);
+            pending_.erase(fired);
+            then(false);
+        }
+    }
+    void elapse() {
+        auto due = std::move(pending_);
+        pending_.clear();
+        for (auto& w : due) {
+            fake_.advance(w.d);
+            w.then(true);
+        }
+    }
+
+    std::vector<sturdy::clock::duration> waits;
+
+private:
+    struct wait {
+        sturdy::clock::duration d;
+        sturdy::cancellation_token cancel;
+        std::function<void(bool)> then;
+    };
+    manual_clock& fake_;
+    const bool at_once_;
+    std::vector<wait> pending_;
+};
+
+/// What runs inside a bulkhead started by hand: each attempt is sent and its reply kept for the
+/// test to give, as an event loop's request on the wire (`next` returns before its outcome).
+struct held_attempt {
+    int id;
+    std::vector<int>* started;
+    std::vector<std::function<void(sturdy::result<int>)>>* replies;
+    template <class K>
+    void operator()(sturdy::call_context&, K&& k) const {
+        started->push_back(id);
+        replies->emplace_back(std::forward<K>(k));
+    }
+};
+
+struct keep_outcome {
+    std::optional<sturdy::result<int>>* out;
+    void operator()(sturdy::result<int> r) const { *out = std::move(r); }
+};
+
+/// One call started by hand on one thread with the test's executor; its context lives as long as it.
+struct started_call {
+    sturdy::call_state state;
+    sturdy::call_context ctx{sturdy::operation::chat, "m", state};
+    std::optional<sturdy::result<int>> outcome;
+};
+
+}  // namespace
+
+TEST_CASE("bulkhead: queued calls hold no thread: the executor waits for them, and a freed slot wakes the first",
+          "[bulkhead][executor]") {
+    manual_clock fake(0, manual);
+    sturdy::bulkhead pool(limits(1, 2, seconds(30)), fake.timing());
+    loop_executor exec(fake);
+    std::vector<int> started;
+    std::vector<std::function<void(sturdy::result<int>)>> replies;
+    std::vector<std::unique_ptr<started_call>> calls;
+    auto start = [&](int id) {
+        calls.push_back(std::make_unique<started_call>());
+        auto& c = *calls.back();
+        c.ctx.exec = &exec;
+        pool.start<int>(c.ctx, held_attempt{id, &started, &replies}, keep_outcome{&c.outcome});
+        return &c;
+    };
+
+    // All on this thread: `start` returns at once for each call, queued or not.
+    auto* first = start(1);
+    auto* second = start(2);
+    auto* third = start(3);
+    auto* fourth = start(4);
+    CHECK(started == std::vector<int>{1});
+    CHECK(pool.in_flight() == 1);
+    CHECK(pool.queued() == 2);
+    CHECK(exec.waits ==
+          std::vector<sturdy::clock::duration>{seconds(30), seconds(30)});  // max_wait, asked of the executor
+    CHECK(exec.pending() == 2);
+    REQUIRE(fourth->outcome);  // the queue is full
+    CHECK(fourth->outcome->error().code() == sturdy::error_codes::bulkhead_full);
+    CHECK_FALSE(second->outcome);
+    CHECK_FALSE(third->outcome);
+
+    // The first call's reply frees its slot, handed to the first waiter, whose wait the loop ends.
+    replies[0](1);
+    REQUIRE(first->outcome);
+    CHECK(first->outcome->has_value());
+    CHECK(started == std::vector<int>{1});  // woken by the loop, not run on the releasing call's stack
+    exec.run_woken();
+    CHECK(started == std::vector<int>{1, 2});
+    CHECK(pool.in_flight() == 1);
+    CHECK(pool.queued() == 1);
+
+    // The third's max_wait runs out before the second replies.
+    exec.elapse();
+    REQUIRE(third->outcome);
+    CHECK(third->outcome->error().code() == sturdy::error_codes::bulkhead_timeout);
+    CHECK(pool.queued() == 0);
+
+    replies[1](2);
+    REQUIRE(second->outcome);
+    CHECK(second->outcome->has_value());
+    CHECK(started == std::vector<int>{1, 2});
+    CHECK(pool.in_flight() == 0);
+    CHECK(fake.sleeps().empty());  // nobody slept on the clock
+}
+
+TEST_CASE("bulkhead: through execute, a queued call's wait is asked of the call's executor", "[bulkhead][executor]") {
+    manual_clock fake(0, manual);
+    sturdy::bulkhead pool(limits(1, 1, seconds(2)), fake.timing());
+    loop_executor exec(fake, /*elapse_at_once=*/true);
+    std::optional<sturdy::result<int>> nested;
+    auto outer = call(pool, [&](sturdy::call_context&) -> sturdy::result<int> {
+        // The only slot is this call's: a call made from inside it queues, and its executor, not a
+        // sleep on the clock (which nothing would ever advance), ends the wait.
+        sturdy::call_state state;
+        sturdy::call_context ctx(sturdy::operation::chat, "m", state);
+        ctx.exec = &exec;
+        nested = pool.execute(ctx, ok);
+        return 1;
+    });
+    CHECK(outer.has_value());
+    REQUIRE(nested);
+    REQUIRE_FALSE(nested->has_value());
+    CHECK(nested->error().code() == sturdy::error_codes::bulkhead_timeout);
+    CHECK(exec.waits == std::vector<sturdy::clock::duration>{seconds(2)});
+    CHECK(fake.sleeps().empty());
+    CHECK(pool.in_flight() == 0);
 }

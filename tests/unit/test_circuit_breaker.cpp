@@ -1,6 +1,7 @@
 // The circuit breaker in virtual time: scripted attempts, no client, no real waits.
 #include <sturdy/circuit_breaker.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/pipeline.hpp>
 #include <sturdy/result.hpp>
 #include <sturdy/retry.hpp>
@@ -10,12 +11,14 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono;
@@ -334,8 +337,11 @@ TEST_CASE("breaker: a committed stream that fails counts as a failure", "[breake
     for (int i = 0; i < 3; ++i) {
         sturdy::call_state state;
         sturdy::call_context ctx(sturdy::operation::chat_stream, "m", state);
-        REQUIRE(state.try_commit(1));
-        b.execute(ctx, [](sturdy::call_context&) -> sturdy::result<int> { return error(error_kind::stream_truncated, "cut after content"); });
+        // The attempt commits (an attempt started on a committed call would be refused), then is cut off.
+        b.execute(ctx, [&state](sturdy::call_context&) -> sturdy::result<int> {
+            REQUIRE(state.try_commit(1));
+            return error(error_kind::stream_truncated, "cut after content");
+        });
     }
     CHECK(b.state() == circuit_state::open);
 }
@@ -773,4 +779,99 @@ TEST_CASE("breaker: concurrent calls keep exact counts and one opening", "[break
     CHECK(s.times_opened == 1);
     CHECK(opened == 1);
     CHECK(b.state() == circuit_state::open);
+}
+
+// ---- the executor seam ----
+
+namespace {
+
+/// An executor that never sleeps nor starts a thread: it records what it is asked for, and runs a
+/// wait's `then` at once after moving the fake clock on by it.
+class recording_executor final : public sturdy::executor {
+public:
+    explicit recording_executor(sturdy::testing::fake_clock& fake) : fake_(fake) {}
+    void after(const sturdy::clock&, sturdy::clock::duration d, const sturdy::cancellation_token& cancel,
+               std::function<void(bool)> then) override {
+        waits.push_back(d);
+        if (cancel.cancelled()) return then(false);
+        fake_.advance(d);
+        then(true);
+    }
+    bool spawn(std::function<void()>) override {
+        ++spawns;
+        return false;
+    }
+    std::vector<sturdy::clock::duration> waits;
+    int spawns = 0;
+
+private:
+    sturdy::testing::fake_clock& fake_;
+};
+
+/// What runs inside a policy started by hand: the attempt is sent and its reply kept for the test
+/// to give, as an event loop's request on the wire (`next` returns before its outcome).
+struct held_attempt {
+    std::vector<std::function<void(sturdy::result<int>)>>* replies;
+    template <class K>
+    void operator()(sturdy::call_context&, K&& k) const {
+        replies->emplace_back(std::forward<K>(k));
+    }
+};
+
+struct keep_outcome {
+    std::optional<sturdy::result<int>>* out;
+    void operator()(sturdy::result<int> r) const { *out = std::move(r); }
+};
+
+}  // namespace
+
+TEST_CASE("breaker: decides without waiting, through its call's executor, also when the outcome comes later",
+          "[breaker][executor]") {
+    caller c;
+    auto b = c.breaker();
+    recording_executor exec(c.fake);
+    auto through_exec = [&](std::optional<error> failure) {
+        sturdy::call_state state;
+        sturdy::call_context ctx(sturdy::operation::chat, "m", state);
+        ctx.exec = &exec;
+        auto out = b.execute(ctx, [&](sturdy::call_context& attempt_ctx) -> sturdy::result<int> {
+            ++c.attempts;
+            CHECK(attempt_ctx.exec == &exec);
+            if (failure) return *failure;
+            return 42;
+        });
+        c.noted = state.errors();
+        return out;
+    };
+    for (int i = 0; i < 3; ++i) through_exec(server_error);
+    auto refused = through_exec(std::nullopt);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind() == error_kind::circuit_open);
+    CHECK(c.attempts == 3);
+    REQUIRE(c.noted.size() == 1);  // the executor records the refusal, once
+    CHECK(c.noted[0].kind() == error_kind::circuit_open);
+    CHECK(exec.waits.empty());  // a breaker never waits, on the executor or the clock
+    CHECK(exec.spawns == 0);
+    CHECK(c.fake.sleeps().empty());
+
+    // The probe's outcome arrives after `start` returned: the probe holds its place until then.
+    c.fake.advance(seconds(30));
+    std::vector<std::function<void(sturdy::result<int>)>> replies;
+    sturdy::call_state probe_state;
+    sturdy::call_context probe_ctx(sturdy::operation::chat, "m", probe_state);
+    probe_ctx.exec = &exec;
+    std::optional<sturdy::result<int>> probe_outcome;
+    b.start<int>(probe_ctx, held_attempt{&replies}, keep_outcome{&probe_outcome});
+    REQUIRE(replies.size() == 1);
+    CHECK_FALSE(probe_outcome);
+    CHECK(b.state() == circuit_state::half_open);
+    auto meanwhile = through_exec(std::nullopt);
+    REQUIRE_FALSE(meanwhile.has_value());
+    CHECK(mentions(meanwhile.error().message(), "probe call is still running"));
+    replies[0](42);
+    REQUIRE(probe_outcome);
+    CHECK(probe_outcome->has_value());
+    CHECK(b.state() == circuit_state::closed);
+    CHECK(exec.waits.empty());
+    CHECK(c.fake.sleeps().empty());
 }

@@ -2,18 +2,23 @@
 // per-target policies, commit, stats and events, composition. No client, virtual time.
 #include <sturdy/circuit_breaker.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/fallback.hpp>
+#include <sturdy/per_route.hpp>
 #include <sturdy/pipeline.hpp>
 #include <sturdy/retry.hpp>
 #include <sturdy/timeout.hpp>
 #include <sturdy/testing/fake_clock.hpp>
 
 #include "support/catch.hpp"
+#include "support/test_executor.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -672,4 +677,42 @@ TEST_CASE("per_route: one breaker per target, wherever it sits; the healthy targ
     call c;
     CHECK(run(chain, c, p).value() == "answer from m-b");
     CHECK(keyed.routes() == std::vector<std::string>{"deepseek", "kimi"});
+}
+
+// ---- the executor seam ----
+
+namespace {
+
+using sturdy_test::test_executor;
+
+}  // namespace
+
+TEST_CASE("fallback: a target's waits go through the call's executor; the chain starts no branch",
+          "[fallback][executor]") {
+    sturdy::testing::fake_clock fake(3);
+    sturdy::fallback_policy chain({fallback_target("primary", "model-a")
+                                       .with_policy(sturdy::retry_policy(sturdy::retry_options{}, fake.timing())),
+                                   fallback_target("secondary", "model-b")},
+                                  {}, fake.timing());
+    provider p;
+    p.down.emplace("model-a", failure(error_kind::internal_server, 503));
+    // Inline, the retry's waits return having run on; with threads, they return at once and the
+    // primary's next attempts, and the move to the secondary, run on the executor's threads.
+    const auto m = GENERATE(test_executor::mode::inline_calls, test_executor::mode::threads);
+    test_executor exec(m);
+    call c;
+    c.ctx.exec = &exec;
+    auto out = run(chain, c, p);
+    REQUIRE(out.has_value());
+    CHECK(*out == "answer from model-b");
+    CHECK(p.asked == std::vector<std::string>{"model-a", "model-a", "model-a", "model-b"});
+    CHECK(exec.waits().size() == 2);  // the primary's two backoffs, asked of this executor
+    CHECK(exec.waits() == fake.sleeps());
+    CHECK(exec.spawns() == 0);
+    CHECK(c.ctx.exec == &exec);     // the caller's executor stays in place
+    CHECK(c.ctx.route == nullptr);  // restored, on whichever thread the chain ended
+    CHECK(c.state.route_name() == "secondary");
+    CHECK(c.state.fallbacks() == 1);
+    CHECK(c.state.errors().size() == 3);
+    CHECK(chain.stats_for("primary")->attempts == 3);
 }

@@ -630,6 +630,20 @@ TEST_CASE("hedging: an exception from a hedged attempt reaches the caller after 
     CHECK(s.of(1).cancelled);
 }
 
+TEST_CASE("hedging: an exception from a hedge after the first attempt returned becomes the call's error", "[hedging]") {
+    // The first attempt's thread has left the call, and an outcome cannot carry an exception.
+    manual fake(0, manual_mode);
+    sturdy::hedging_policy h(after(10s), fake.timing());
+    script s({fail(http_error(503)),
+              [](sturdy::call_context&) -> sturdy::result<int> { throw std::runtime_error("boom"); }});
+    call c;
+    auto out = h.execute(c.ctx, s);
+    REQUIRE_FALSE(out);
+    CHECK(out.error().kind() == error_kind::invalid_response);
+    CHECK(std::string(out.error().what()).find("boom") != std::string::npos);
+    CHECK(s.count() == 2);
+}
+
 TEST_CASE("hedging: max_hedges 0 is the attempt alone", "[hedging]") {
     manual fake(0, manual_mode);
     auto o = after(0ms);
@@ -765,4 +779,218 @@ TEST_CASE("hedging: works in a dynamic_pipeline", "[hedging][pipeline]") {
     sturdy::dynamic_pipeline policy;
     policy.add(sturdy::hedging_policy(after(50ms), fake.timing())).add(sturdy::no_policy{});
     check_hedge_wins(policy, fake, 50ms);
+}
+
+// ---- the executor seam ----
+
+namespace {
+
+// An executor that records what a policy asks of it. Timers are deferred, as on an event loop:
+// `after` returns at once, and its callback runs on a timer thread of this executor's own when the
+// test fires the timers (then(true)) or when the wait's cancellation fires (then(false)). Each
+// branch runs on a thread of its own. Every thread it starts is joined when it is destroyed.
+class recording_executor final : public sturdy::executor {
+public:
+    ~recording_executor() override {
+        std::vector<std::thread> threads;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stopping_ = true;
+            changed_.notify_all();
+        }
+        // Threads may start threads: join until none is left.
+        for (;;) {
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                threads.swap(threads_);
+            }
+            if (threads.empty()) return;
+            for (auto& t : threads) t.join();
+            threads.clear();
+        }
+    }
+
+    void after(const sturdy::clock&, sturdy::clock::duration d, const sturdy::cancellation_token& cancel,
+               std::function<void(bool)> then) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        waits_.push_back(d);
+        const int timer = static_cast<int>(waits_.size());
+        changed_.notify_all();
+        start_locked([this, timer, cancel, then = std::move(then)] {
+            bool elapsed = false;
+            {
+                // Registered before the lock is taken, released after: the callback takes it.
+                auto registration = cancel.on_cancel([this] {
+                    std::lock_guard<std::mutex> inner(mutex_);
+                    changed_.notify_all();
+                });
+                std::unique_lock<std::mutex> lock(mutex_);
+                changed_.wait(lock, [&] { return fired_ >= timer || cancel.cancelled() || stopping_; });
+                elapsed = fired_ >= timer && !cancel.cancelled();
+            }
+            then(elapsed);
+        });
+    }
+
+    bool spawn(std::function<void()> branch) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++spawns_;
+        start_locked(std::move(branch));
+        return true;
+    }
+
+    /// Ends every wait asked for so far, as elapsed.
+    void fire_timers() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        fired_ = static_cast<int>(waits_.size());
+        changed_.notify_all();
+    }
+    void wait_for_waits(std::size_t n) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return waits_.size() >= n; });
+    }
+    std::vector<sturdy::clock::duration> waits() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return waits_;
+    }
+    int spawns() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return spawns_;
+    }
+    /// Whether `id` is a thread this executor started (a branch or a timer).
+    bool started(std::thread::id id) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return std::find(ids_.begin(), ids_.end(), id) != ids_.end();
+    }
+
+private:
+    void start_locked(std::function<void()> work) {
+        threads_.emplace_back(std::move(work));
+        ids_.push_back(threads_.back().get_id());
+    }
+
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::vector<std::thread> threads_;
+    std::vector<std::thread::id> ids_;
+    std::vector<sturdy::clock::duration> waits_;
+    int fired_ = 0;
+    int spawns_ = 0;
+    bool stopping_ = false;
+};
+
+// An executor that can start no branch (out of threads), and must never be asked to wait.
+class refusing_executor final : public sturdy::executor {
+public:
+    void after(const sturdy::clock&, sturdy::clock::duration, const sturdy::cancellation_token&,
+               std::function<void(bool)> then) override {
+        ++waits;
+        then(false);
+    }
+    bool spawn(std::function<void()>) override {
+        ++refused;
+        return false;
+    }
+    std::atomic<int> waits{0};
+    std::atomic<int> refused{0};
+};
+
+// Notes the thread each attempt of a script runs on.
+struct thread_log {
+    std::mutex mutex;
+    std::vector<std::thread::id> ids;
+    step noting(step inner) {
+        return [this, inner](sturdy::call_context& ctx) {
+            {
+                std::lock_guard<std::mutex> lock(mutex);
+                ids.push_back(std::this_thread::get_id());
+            }
+            return inner(ctx);
+        };
+    }
+};
+
+}  // namespace
+
+TEST_CASE("hedging: waits and branches go through the call's executor, never the clock or a thread of its own",
+          "[hedging][executor]") {
+    // The clock never moves and nothing sleeps on it: only the executor's timer can start the hedge.
+    manual fake(0, manual_mode);
+    sturdy::hedging_policy h(after(1h), fake.timing());
+
+    SECTION("the delay is a timer; the hedge starts when it fires") {
+        thread_log threads;
+        script s({threads.noting(hang()), threads.noting(answer(2))});
+        call c;
+        recording_executor exec;  // after c: joined before the call's state goes
+        c.ctx.exec = &exec;
+        auto running = start(h, c, s);
+        exec.wait_for_waits(1);
+        s.wait_started(1);
+        CHECK(exec.waits() == std::vector<sturdy::clock::duration>{1h});
+        CHECK(exec.spawns() == 1);  // the branch that waits
+        CHECK(s.count() == 1);
+        exec.fire_timers();
+        auto out = running.get();
+        REQUIRE(out);
+        CHECK(*out == 2);
+        CHECK(c.state.hedges() == 1);
+        CHECK(s.of(1).cancelled);
+        CHECK(fake.sleeps().empty());
+        CHECK(c.ctx.exec == &exec);  // the caller's executor, kept
+        REQUIRE(threads.ids.size() == 2);
+        CHECK(exec.started(threads.ids[1]));        // the hedge ran on a thread the executor started
+        CHECK_FALSE(exec.started(threads.ids[0]));  // the first attempt, where the call started
+    }
+
+    SECTION("a failure starts the hedge on a branch, and ends the pending wait through its cancellation") {
+        thread_log threads;
+        script s({threads.noting(fail(http_error(503))), threads.noting(answer(2))});
+        call c;
+        recording_executor exec;
+        c.ctx.exec = &exec;
+        auto out = h.execute(c.ctx, s);
+        REQUIRE(out);
+        CHECK(*out == 2);
+        CHECK(c.state.hedges() == 1);
+        CHECK(exec.spawns() == 2);        // the waiting branch, and the hedge
+        CHECK(exec.waits().size() <= 1);  // asked once at most (the failure may come first), never fired
+        CHECK(fake.sleeps().empty());
+        REQUIRE(threads.ids.size() == 2);
+        CHECK(exec.started(threads.ids[1]));
+    }
+}
+
+TEST_CASE("hedging: when the executor can start no branch, the call goes on without it", "[hedging][executor]") {
+    manual fake(0, manual_mode);
+    sturdy::hedging_policy h(after(1h), fake.timing());
+    refusing_executor exec;
+
+    SECTION("no branch to wait in: no timed hedge") {
+        script s({answer(1)});
+        call c;
+        c.ctx.exec = &exec;
+        auto out = h.execute(c.ctx, s);
+        REQUIRE(out);
+        CHECK(*out == 1);
+        CHECK(c.state.hedges() == 0);
+        CHECK(exec.refused == 1);
+    }
+
+    SECTION("a hedge started by a failure runs on the thread whose attempt failed") {
+        thread_log threads;
+        script s({threads.noting(fail(http_error(503))), threads.noting(answer(2))});
+        call c;
+        c.ctx.exec = &exec;
+        auto out = h.execute(c.ctx, s);
+        REQUIRE(out);
+        CHECK(*out == 2);
+        CHECK(c.state.hedges() == 1);
+        CHECK(exec.refused == 2);  // the waiting branch, then the hedge's
+        REQUIRE(threads.ids.size() == 2);
+        CHECK(threads.ids[0] == std::this_thread::get_id());
+        CHECK(threads.ids[1] == std::this_thread::get_id());
+    }
+    CHECK(exec.waits == 0);
+    CHECK(fake.sleeps().empty());
 }

@@ -5,6 +5,7 @@
 #include <sturdy/timeout.hpp>
 
 #include "support/catch.hpp"
+#include "support/tracer.hpp"
 
 #include <string>
 #include <vector>
@@ -15,18 +16,7 @@ using sturdy::error_kind;
 
 namespace {
 
-// Records the order in which policies are entered and left.
-struct tracer {
-    std::string name;
-    std::vector<std::string>* log;
-    template <class Attempt>
-    auto execute(sturdy::call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
-        log->push_back(name + "+");
-        auto r = attempt(ctx);
-        log->push_back(name + "-");
-        return r;
-    }
-};
+using sturdy_test::tracer;
 
 struct call {
     sturdy::call_state state;

@@ -1,4 +1,5 @@
 #include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/pipeline.hpp>
 #include <sturdy/rate_limiter.hpp>
 #include <sturdy/result.hpp>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -792,4 +794,83 @@ TEST_CASE("rate limiter: a window's log stays within its bound, and merging neve
         CHECK(window.room(last) == cap);
         CHECK(window.entries() == 0);
     }
+}
+
+namespace {
+
+/// An executor that never sleeps nor starts a thread: it records each wait asked of it, moves the
+/// fake clock on by it and runs `then` at once (then(false) when the token has already fired).
+class recording_executor final : public sturdy::executor {
+public:
+    explicit recording_executor(sturdy::testing::fake_clock& fake) : fake_(fake) {}
+    void after(const sturdy::clock& on, sturdy::clock::duration d, const sturdy::cancellation_token& cancel,
+               std::function<void(bool)> then) override {
+        waits.push_back(d);
+        on_fake_clock = on_fake_clock && &on == static_cast<const sturdy::clock*>(&fake_);
+        if (cancel.cancelled()) return then(false);
+        fake_.advance(d);
+        then(true);
+    }
+    bool spawn(std::function<void()>) override { return false; }
+    std::vector<sturdy::clock::duration> waits;
+    bool on_fake_clock = true;  ///< every wait was asked on the limiter's clock
+
+private:
+    sturdy::testing::fake_clock& fake_;
+};
+
+}  // namespace
+
+TEST_CASE("rate limiter: waits through its call's executor, exactly as long as the core decided, never on its own",
+          "[rate_limiter][executor]") {
+    sturdy::testing::fake_clock fake;
+    auto limiter = per_minute(fake, 0, 1000);
+    recording_executor exec(fake);
+    const auto via_exec = [&](std::int64_t tokens, const sturdy::cancellation_token& cancel = {}) {
+        return [&exec, tokens, cancel](sturdy::call_context& ctx) {
+            prompt_of(tokens)(ctx);
+            ctx.cancel = cancel;
+            ctx.exec = &exec;
+        };
+    };
+    const auto t0 = fake.now();
+
+    // The same calls, decided by a core of the same settings.
+    const sturdy::detail::rate_limit_core core(limiter.options());
+    auto state = core.fresh_state();
+    const auto first = core.reserve(state, {800, std::nullopt}, t0);
+    sturdy::call_state replied_state;
+    sturdy::call_context replied(sturdy::operation::chat, "m", replied_state);
+    replied.last_reply.usage = sturdy::token_usage{};
+    replied.last_reply.usage->total_tokens = 900;
+    core.settle(state, *first.admitted, replied, nullptr, t0);
+    const auto second = core.reserve(state, {500, std::nullopt}, t0 + seconds(10));
+    REQUIRE(second.admitted);
+    CHECK(second.wait == seconds(50));  // the 900 used leave the window a minute after t0
+
+    REQUIRE(call(limiter, reporting_usage(900), via_exec(800)).has_value());
+    CHECK(exec.waits.empty());
+    fake.advance(seconds(10));
+    std::vector<sturdy::clock::time_point> starts;
+    REQUIRE(call(limiter, noting_start(fake, starts), via_exec(500)).has_value());
+    CHECK(exec.waits == std::vector<sturdy::clock::duration>{second.wait});
+    CHECK(exec.on_fake_clock);
+    REQUIRE(starts.size() == 1);
+    CHECK(starts[0] == t0 + seconds(60));
+    CHECK(fake.sleeps().empty());  // the limiter never slept on the clock itself
+
+    // A call cancelled during its wait gives its reservation back.
+    CHECK(limiter.available(rate_limit_kind::tokens) == Approx(500));
+    sturdy::cancellation_source stop;
+    stop.cancel();
+    bool attempted = false;
+    auto cancelled = call(
+        limiter, [&](sturdy::call_context&) -> sturdy::result<int> { return attempted = true; },
+        via_exec(600, stop.token()));
+    REQUIRE_FALSE(cancelled.has_value());
+    CHECK(cancelled.error().kind() == error_kind::cancelled);
+    CHECK_FALSE(attempted);
+    CHECK(exec.waits == std::vector<sturdy::clock::duration>{seconds(50), seconds(60)});
+    CHECK(limiter.available(rate_limit_kind::tokens) == Approx(500));
+    CHECK(fake.sleeps().empty());
 }

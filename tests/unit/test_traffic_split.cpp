@@ -2,16 +2,21 @@
 // at run time, the rollback guard, shadow calls. No client, virtual time.
 #include <sturdy/client.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
+#include <sturdy/executor.hpp>
 #include <sturdy/pipeline.hpp>
 #include <sturdy/retry.hpp>
 #include <sturdy/traffic_split.hpp>
 #include <sturdy/testing/fake_clock.hpp>
 
 #include "support/catch.hpp"
+#include "support/test_executor.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
+#include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -901,4 +906,165 @@ TEST_CASE("split: a call pinned to an arm the split does not have is invalid_arg
     CHECK(out.error().message().find("'kimi'") != std::string::npos);
     CHECK(b.calls_to("primary") + b.calls_to("candidate") == 0);
     CHECK(split.stats_for("primary")->calls + split.stats_for("candidate")->calls == 0);
+}
+
+// ---- the executor seam: shadows are branches the call's executor runs ----
+
+namespace {
+
+using sturdy_test::test_executor;
+
+sturdy::traffic_split live_and_shadow(fake_clock& fake, sturdy::split_options opts) {
+    return sturdy::traffic_split(
+        {split_arm("primary", "m-old").with_weight(1), split_arm("candidate", "m-new").with_shadow(1.0)},
+        std::move(opts), fake.timing());
+}
+
+}  // namespace
+
+TEST_CASE("split: a shadow starts only as a branch of the call's executor", "[split][shadow][executor]") {
+    fake_clock fake;
+    arms_backend b(fake);
+    b.failing.emplace("candidate", error(error_kind::internal_server, "boom", 500));
+    std::vector<sturdy::shadow_event> events;
+    sturdy::split_options opts;
+    opts.shadow_wait = milliseconds(100);
+    opts.on_shadow = [&](const sturdy::shadow_event& e) { events.push_back(e); };
+    const auto split = live_and_shadow(fake, opts);
+
+    test_executor exec(test_executor::mode::inline_calls);
+    std::map<std::string, bool> in_branch;  // by route: whether its attempt ran in the executor's branch
+    call c;
+    c.ctx.exec = &exec;
+    auto out = split.execute(c.ctx, [&](sturdy::call_context& ctx) {
+        in_branch[ctx.route->name] = test_executor::in_branch();
+        return b(ctx);
+    });
+    REQUIRE(out.has_value());
+    CHECK(*out == "answer from primary");
+    CHECK(exec.spawns() == 1);
+    CHECK(in_branch == std::map<std::string, bool>{{"candidate", true}, {"primary", false}});
+    // The shadow had ended before the live arm did: nothing left to wait for, so no timer.
+    CHECK(exec.waits().empty());
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].live.ok());
+    CHECK(events[0].shadow.failure->status() == 500);
+    CHECK_FALSE(events[0].cut);
+    CHECK(split.stats_for("candidate")->shadow_calls == 1);
+    CHECK(c.state.attempts() == 1);
+    CHECK(c.ctx.route == nullptr);
+
+    // Without shadows, the split asks its executor for nothing.
+    test_executor quiet(test_executor::mode::inline_calls);
+    sturdy::traffic_split plain({split_arm("primary", "m-old")}, {}, fake.timing());
+    call d;
+    d.ctx.exec = &quiet;
+    REQUIRE(plain.execute(d.ctx, [&](sturdy::call_context& ctx) { return b(ctx); }).has_value());
+    CHECK(quiet.spawns() == 0);
+    CHECK(quiet.waits().empty());
+}
+
+TEST_CASE("split: when the executor can start no branch, the call goes on without its shadow",
+          "[split][shadow][executor]") {
+    fake_clock fake;
+    arms_backend b(fake);
+    int shadows = 0;
+    sturdy::split_options opts;
+    opts.on_shadow = [&](const sturdy::shadow_event&) { ++shadows; };
+    const auto split = live_and_shadow(fake, opts);
+    test_executor exec(test_executor::mode::refusing);
+    call c;
+    c.ctx.exec = &exec;
+    auto out = split.execute(c.ctx, [&](sturdy::call_context& ctx) { return b(ctx); });
+    REQUIRE(out.has_value());
+    CHECK(*out == "answer from primary");
+    CHECK(exec.spawns() == 1);  // asked, refused
+    CHECK(b.calls_to("candidate") == 0);
+    CHECK(shadows == 0);
+    CHECK(split.stats_for("candidate")->shadow_calls == 0);
+    CHECK(split.stats_for("primary")->calls == 1);
+}
+
+namespace {
+
+// What runs inside the split, as an event-driven engine would give it: the candidate's attempt
+// answers only once `release` is set.
+struct gated_next {
+    std::shared_future<void> release;
+    template <class K>
+    void operator()(sturdy::call_context& ctx, K&& k) const {
+        ctx.state->begin_attempt();
+        if (ctx.route->name != "candidate") return k(sturdy::result<std::string>("answer from " + ctx.route->name));
+        release.wait();
+        k(sturdy::result<std::string>(error(error_kind::internal_server, "boom", 500)));
+    }
+};
+
+struct deliver {
+    std::shared_ptr<std::promise<sturdy::result<std::string>>> to;
+    void operator()(sturdy::result<std::string> outcome) const { to->set_value(std::move(outcome)); }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "split: in continuation form, the live outcome goes on before its shadow ends; the shadow reports when it does",
+    "[split][shadow][executor]") {
+    fake_clock fake;
+    std::mutex mutex;
+    std::vector<sturdy::shadow_event> events;
+    sturdy::split_options opts;
+    opts.on_shadow = [&](const sturdy::shadow_event& e) {
+        std::lock_guard<std::mutex> lock(mutex);
+        events.push_back(e);
+    };
+    const auto split = live_and_shadow(fake, opts);
+    test_executor exec(test_executor::mode::threads);
+    std::promise<void> release;
+    auto outcome = std::make_shared<std::promise<sturdy::result<std::string>>>();
+    auto live = outcome->get_future();
+    call c;
+    c.ctx.exec = &exec;
+    split.start<std::string>(c.ctx, gated_next{release.get_future().share()}, deliver{outcome});
+
+    const auto answer = live.get();  // the candidate is still waiting
+    REQUIRE(answer.has_value());
+    CHECK(*answer == "answer from primary");
+    CHECK(c.ctx.route == nullptr);
+    CHECK(split.stats_for("primary")->calls == 1);
+    CHECK(split.stats_for("candidate")->shadow_calls == 0);
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        CHECK(events.empty());
+    }
+
+    release.set_value();
+    exec.join();  // the shadow's branch has ended
+    CHECK(exec.spawns() == 1);
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].live.arm.name == "primary");
+    CHECK(events[0].live.ok());
+    CHECK(events[0].shadow.arm.name == "candidate");
+    CHECK(events[0].shadow.failure->status() == 500);
+    CHECK(split.stats_for("candidate")->shadow_calls == 1);
+    CHECK(split.stats_for("candidate")->shadow_failures == 1);
+    CHECK(c.state.attempts() == 1);  // the shadow's attempt was its own call state's
+}
+
+TEST_CASE("split: an exception from the live arm stops its shadows rather than waiting for them", "[split][shadow]") {
+    fake_clock fake(0, fake_clock::mode::manual);  // the shadow would wait an hour that never passes
+    const auto split = live_and_shadow(fake, {});
+    std::atomic<bool> shadow_stopped{false};
+    call c;
+    CHECK_THROWS_AS(split.execute(c.ctx,
+                                  [&](sturdy::call_context& ctx) -> sturdy::result<std::string> {
+                                      if (ctx.route->name == "primary") {
+                                          fake.wait_for_sleepers(1);  // the shadow is under way
+                                          throw std::runtime_error("the attempt threw");
+                                      }
+                                      shadow_stopped = !fake.sleep_for(hours(1), ctx.cancel);
+                                      return error(error_kind::cancelled, "stopped");
+                                  }),
+                    std::runtime_error);
+    CHECK(shadow_stopped);
 }

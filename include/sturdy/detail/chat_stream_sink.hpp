@@ -48,11 +48,11 @@ public:
     };
 
     chat_stream_sink(call_context& ctx, int attempt_id, chunk_callback deliver, std::string_view secret,
-                     steady::time_point call_started, const sturdy::clock& clock, limits bounds)
+                     clock::time_point call_started, const sturdy::clock& clock, limits bounds)
         : ctx_(ctx), attempt_id_(attempt_id), deliver_(deliver), secret_(secret), clock_(clock),
           call_started_(call_started), attempt_started_(steady::now()), last_event_(attempt_started_),
-          max_stream_bytes_(bounds.max_body_bytes), body_(bounds.max_body_bytes, error_read_limit),
-          parser_(bounds.max_event_bytes) {}
+          measured_start_(clock.now()), max_stream_bytes_(bounds.max_body_bytes),
+          body_(bounds.max_body_bytes, error_read_limit), parser_(bounds.max_event_bytes) {}
 
     bool on_head(const http_head& head) override {
         status_ = head.status;
@@ -158,8 +158,10 @@ private:
             return false;
         }
         first_content_ = steady::now();
+        measured_first_ = clock_.now();
         ctx_.last_reply.delivered = true;
-        ctx_.last_reply.latency = std::chrono::duration_cast<std::chrono::microseconds>(*first_content_ - attempt_started_);
+        ctx_.last_reply.latency =
+            std::chrono::duration_cast<std::chrono::microseconds>(measured_first_ - measured_start_);
         for (const auto& held : held_)
             if (!deliver(held)) return false;
         held_.clear();
@@ -183,9 +185,10 @@ private:
         out.call.request_id = request_id_;
         out.call.stopped_early = stopped_early;
         if (first_content_) {
-            out.call.time_to_first_token = std::chrono::duration_cast<std::chrono::microseconds>(*first_content_ - call_started_);
+            out.call.time_to_first_token =
+                std::chrono::duration_cast<std::chrono::microseconds>(measured_first_ - call_started_);
             out.call.attempt_time_to_first_token =
-                std::chrono::duration_cast<std::chrono::microseconds>(*first_content_ - attempt_started_);
+                std::chrono::duration_cast<std::chrono::microseconds>(measured_first_ - measured_start_);
         }
         ctx_.last_reply.usage = out.usage;
         return out;
@@ -248,8 +251,12 @@ private:
     chunk_callback deliver_;
     std::string_view secret_;
     const sturdy::clock& clock_;
-    steady::time_point call_started_, attempt_started_, last_event_;
+    // What is reported (latency, time to first token) is measured on the injected clock, as every
+    // other time of the call; the limits are enforced by the transport in real time (steady).
+    clock::time_point call_started_;
+    steady::time_point attempt_started_, last_event_;
     std::optional<steady::time_point> first_content_;
+    clock::time_point measured_start_, measured_first_{};
 
     int status_ = 0;
     std::string request_id_;

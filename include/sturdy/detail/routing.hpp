@@ -1,6 +1,8 @@
 #pragma once
 // What the routing policies (fallback.hpp, traffic_split.hpp) share: building a named route, and
-// pointing a call's context at a route for the attempts made for it.
+// the order in which a call may take the routes. (Each policy points the call's context at a
+// route when it starts that route's policy and puts the outer route back when the outcome
+// arrives: a scope cannot span a continuation.)
 
 #include <sturdy/options.hpp>
 #include <sturdy/error.hpp>
@@ -28,19 +30,6 @@ inline std::shared_ptr<const sturdy::route> share_route(sturdy::route r, std::si
     if (r.name.empty()) r.name = "route " + std::to_string(index + 1);
     return std::make_shared<const sturdy::route>(std::move(r));
 }
-
-/// Points a context at a route for the attempts made while it lives, then restores the route it had.
-class scoped_route {
-public:
-    scoped_route(call_context& ctx, std::shared_ptr<const sturdy::route> to) : ctx_(ctx), saved_(std::exchange(ctx.route, std::move(to))) {}
-    ~scoped_route() { ctx_.route = std::move(saved_); }
-    scoped_route(const scoped_route&) = delete;
-    scoped_route& operator=(const scoped_route&) = delete;
-
-private:
-    call_context& ctx_;
-    std::shared_ptr<const sturdy::route> saved_;
-};
 
 /// Where the route named `name` stands among `entries` (each with a `route` pointer), or npos.
 template <class Entries>
