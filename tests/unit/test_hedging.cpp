@@ -824,8 +824,8 @@ public:
                     std::lock_guard<std::mutex> inner(mutex_);
                     changed_.notify_all();
                 });
-                std::unique_lock<std::mutex> lock(mutex_);
-                changed_.wait(lock, [&] { return fired_ >= timer || cancel.cancelled() || stopping_; });
+                std::unique_lock<std::mutex> waiting(mutex_);
+                changed_.wait(waiting, [&] { return fired_ >= timer || cancel.cancelled() || stopping_; });
                 elapsed = fired_ >= timer && !cancel.cancelled();
             }
             then(elapsed);
