@@ -24,7 +24,7 @@ int main() {
     guard.max_error_rate = 0.2;
     guard.max_latency = 5s;
 
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_rollback = [](const sturdy::rollback_event& e) {
         std::cout << "  ROLLBACK of " << e.arm.name << ": ";
         if (e.reason == sturdy::rollback_reason::error_rate) std::cout << "error rate " << std::round(e.error_rate * 1000) / 10 << "%";

@@ -64,7 +64,7 @@ public:
     result<chat_response> try_chat(const chat_request& request, const request_options& call = {}) const {
         auto body = chat_body(request, false);
         return run<chat_response>(operation::chat, request, call, [&](call_context& ctx) {
-            return unary<chat_response>(ctx, call, http_method::post, "/chat/completions", body, "choices");
+            return unary<chat_response>(ctx, http_method::post, "/chat/completions", body, "choices");
         });
     }
     chat_response chat(const chat_request& request, const request_options& call = {}) const {
@@ -88,7 +88,7 @@ public:
         };
         const auto started = timing_.clock->now();
         return run<chat_response>(operation::chat_stream, request, call,
-                                  [&](call_context& ctx) { return streamed(ctx, call, body, deliver, started); });
+                                  [&](call_context& ctx) { return streamed(ctx, body, deliver, started); });
     }
     template <class OnChunk>
     chat_response stream(const chat_request& request, OnChunk&& on_chunk, const request_options& call = {}) const {
@@ -99,7 +99,7 @@ public:
 
     result<model_list> try_models(const request_options& call = {}) const {
         return run_named<model_list>(operation::list_models, std::string_view{}, call, [&](call_context& ctx) {
-            return unary<model_list>(ctx, call, http_method::get, "/models", prepared_body{}, "data");
+            return unary<model_list>(ctx, http_method::get, "/models", prepared_body{}, "data");
         });
     }
     model_list models(const request_options& call = {}) const { return try_models(call).value(); }
@@ -107,7 +107,7 @@ public:
     result<model_info> try_model(std::string_view id, const request_options& call = {}) const {
         const std::string path = "/models/" + escape_path(id);
         return run_named<model_info>(operation::retrieve_model, id, call, [&](call_context& ctx) {
-            return unary<model_info>(ctx, call, http_method::get, path, prepared_body{}, "id");
+            return unary<model_info>(ctx, http_method::get, path, prepared_body{}, "id");
         });
     }
     model_info model(std::string_view id, const request_options& call = {}) const {
@@ -125,7 +125,7 @@ public:
         body.model = request.model;
         return run<embedding_response>(
             operation::embeddings, request, call, [&](call_context& ctx) -> result<embedding_response> {
-                auto out = unary<embedding_response>(ctx, call, http_method::post, "/embeddings", body, "data");
+                auto out = unary<embedding_response>(ctx, http_method::post, "/embeddings", body, "data");
                 if (out && decode) {
                     for (auto& item : out->data) {
                         if (item.base64.empty()) continue;
@@ -242,7 +242,14 @@ private:
     template <class T, class Attempt>
     result<T> run_with(call_context& ctx, call_state& state, const request_options& call, Attempt& attempt) const {
         const auto started = timing_.clock->now();
+        // The call's options become its context once; no attempt reads request_options again.
         ctx.cancel = call.cancel;
+        // An explicit bound on the whole call replaces the client's default per-attempt timeout.
+        ctx.attempt_timeout = call.timeout         ? call.timeout
+                              : call.total_timeout ? std::nullopt
+                                                   : std::optional(options_.timeout);
+        ctx.headers = call.headers;
+        ctx.events = options_.events.get();
         ctx.first_token_timeout = call.first_token_timeout;
         ctx.idle_timeout = call.idle_timeout;
         ctx.route_order = call.route_order;
@@ -251,19 +258,21 @@ private:
         if (call.total_timeout) ctx.deadline = deadline::after(timing_.clock, *call.total_timeout);
         result<T> outcome = sturdy::execute(policy_, ctx, attempt);
         if (!outcome) {
-            sturdy::error failure = outcome.error();
+            sturdy::error& failure = outcome.error();  // in place: the outcome keeps its observation
             state.note_outcome(failure);  // the call's own error is the last of its report, whoever made it
             auto report = std::make_shared<call_info>();
             report->request_id = failure.request_id();
             fill_report(*report, state, started);
             if (const chat_response* partial = failure.partial_response())
                 add_cost(*report, partial->usage, partial->model, ctx.model, partial);
+            report_call(ctx, *report);
             failure.set_call(std::move(report));
-            return failure;
+            return outcome;
         }
         fill_report(outcome->call, state, started);
         if constexpr (std::is_same_v<T, chat_response> || std::is_same_v<T, embedding_response>)
             add_cost(outcome->call, outcome->usage, outcome->model, ctx.model, nullptr);
+        report_call(ctx, outcome->call);
         return outcome;
     }
 
@@ -298,6 +307,10 @@ private:
         info.attempt_log = state.attempt_log();
     }
 
+    static void report_call(const call_context& ctx, const call_info& info) {
+        if (ctx.events) ctx.events->on_call(event_source{"client", info.route}, info);
+    }
+
     /// Records a failed attempt's error for the call's report, and passes it on.
     static error note(call_context& ctx, error e) {
         ctx.state->note_error(e);
@@ -311,8 +324,8 @@ private:
     }
 
     /// The HTTP request for one attempt: its route's endpoint and model, the time it may take.
-    std::optional<http_request> prepare(call_context& ctx, const request_options& call, http_method method,
-                                        std::string_view path, const prepared_body& body, bool streamed) const {
+    std::optional<http_request> prepare(call_context& ctx, http_method method, std::string_view path,
+                                        const prepared_body& body, bool streamed) const {
         const endpoint& ep = ctx.route && ctx.route->endpoint ? *ctx.route->endpoint : options_;
         http_request req;
         req.method = method;
@@ -325,15 +338,10 @@ private:
         } else {
             req.headers = headers_for(ep, streamed ? "text/event-stream" : "application/json", options_.user_agent);
         }
-        if (!call.headers.empty()) merge_headers(req.headers, call.headers);
+        if (!ctx.headers.empty()) merge_headers(req.headers, ctx.headers);
         if (method == http_method::post) req.body = body.for_model(ctx.effective_model());
         req.connect_timeout = options_.connect_timeout;
-        // An explicit bound on the whole call replaces the client's default per-attempt timeout.
-        std::optional<clock::duration> timeout;
-        if (call.timeout)
-            timeout = *call.timeout;
-        else if (!call.total_timeout)
-            timeout = options_.timeout;
+        std::optional<clock::duration> timeout = ctx.attempt_timeout;
         if (ctx.deadline.is_set()) {
             const auto left = ctx.deadline.remaining();
             if (left <= clock::duration::zero()) return std::nullopt;
@@ -362,40 +370,43 @@ private:
     template <class T, class Send>
     result<T> attempt(call_context& ctx, Send&& send) const {
         const int number = ctx.state->begin_attempt();
-        ctx.last_reply = reply_observation{};  // what this attempt sees, never an earlier one's
+        auto seen = std::make_shared<reply_observation>();
         const auto started = timing_.clock->now();
-        result<T> out = send(ctx, number);
+        result<T> out = send(ctx, number, *seen);
         attempt_record record;
         record.number = number;
         if (ctx.route) record.route = ctx.route->name;
         record.model = std::string(ctx.effective_model());
-        record.status = ctx.last_reply.status;
-        record.latency = ctx.last_reply.latency.count() > 0
-                             ? ctx.last_reply.latency
+        record.status = seen->status;
+        record.latency = seen->latency.count() > 0
+                             ? seen->latency
                              : std::chrono::duration_cast<std::chrono::microseconds>(timing_.clock->now() - started);
-        if (ctx.last_reply.delivered) record.time_to_first_token = ctx.last_reply.latency;
+        if (seen->delivered) record.time_to_first_token = seen->latency;
         if (!out) record.failure = out.error();
+        if (ctx.events) ctx.events->on_attempt(detail::source(ctx, "client"), record);
         ctx.state->note_attempt(std::move(record));
+        out.set_observation(std::move(seen));
         return out;
     }
 
     template <class T>
-    result<T> unary(call_context& ctx, const request_options& call, http_method method, std::string_view path,
-                    const prepared_body& body, const char* required_field) const {
-        return attempt<T>(
-            ctx, [&](call_context& at, int) { return unary_attempt<T>(at, call, method, path, body, required_field); });
+    result<T> unary(call_context& ctx, http_method method, std::string_view path, const prepared_body& body,
+                    const char* required_field) const {
+        return attempt<T>(ctx, [&](call_context& at, int, reply_observation& seen) {
+            return unary_attempt<T>(at, seen, method, path, body, required_field);
+        });
     }
 
     template <class T>
-    result<T> unary_attempt(call_context& ctx, const request_options& call, http_method method, std::string_view path,
+    result<T> unary_attempt(call_context& ctx, reply_observation& seen, http_method method, std::string_view path,
                             const prepared_body& body, const char* required_field) const {
-        auto req = prepare(ctx, call, method, path, body, false);
+        auto req = prepare(ctx, method, path, body, false);
         if (!req) return note(ctx, deadline_passed());
         const auto& secret = secret_for(ctx);
         body_collector sink(options_.max_response_bytes, detail::error_read_limit);
         const auto started = timing_.clock->now();
         auto head = transport_.send(*req, sink);
-        ctx.last_reply.latency = std::chrono::duration_cast<std::chrono::microseconds>(timing_.clock->now() - started);
+        seen.latency = std::chrono::duration_cast<std::chrono::microseconds>(timing_.clock->now() - started);
         if (sink.overflowed()) {
             if (sink.status() >= 200 && sink.status() < 300)
                 return failed(ctx, detail::size_limit_error(error_codes::response_too_large, "the reply", sink.limit()),
@@ -403,9 +414,9 @@ private:
             head = sink.error_head();  // an error reply, read as far as it is kept
         }
         if (!head) return failed(ctx, head.error(), secret);
-        ctx.last_reply.status = head->status;
-        ctx.last_reply.headers = std::move(head->headers);
-        const auto& headers = ctx.last_reply.headers;
+        seen.status = head->status;
+        seen.headers = std::move(head->headers);
+        const auto& headers = seen.headers;
         if (head->status < 200 || head->status >= 300)
             return failed(
                 ctx, detail::status_error(head->status, headers, sink.body, secret, timing_.clock->wall_now()), secret);
@@ -422,23 +433,24 @@ private:
         }
         value.call.request_id = std::string(headers.get("x-request-id"));
         if constexpr (std::is_same_v<T, chat_response> || std::is_same_v<T, embedding_response>)
-            ctx.last_reply.usage = value.usage;
+            seen.usage = value.usage;
         return value;
     }
 
     template <class Deliver>
-    result<chat_response> streamed(call_context& ctx, const request_options& call, const prepared_body& body,
-                                   Deliver& deliver, clock::time_point call_started) const {
-        return attempt<chat_response>(ctx, [&](call_context& at, int id) -> result<chat_response> {
-            auto req = prepare(at, call, http_method::post, "/chat/completions", body, true);
-            if (!req) return note(at, deadline_passed());
-            const auto& secret = secret_for(at);
-            detail::chat_stream_sink sink(at, id, deliver, secret, call_started, *timing_.clock,
-                                          {options_.max_response_bytes, options_.max_event_bytes});
-            auto out = sink.finish(transport_.send(*req, sink));
-            if (!out) return failed(at, out.error(), secret);
-            return out;
-        });
+    result<chat_response> streamed(call_context& ctx, const prepared_body& body, Deliver& deliver,
+                                   clock::time_point call_started) const {
+        return attempt<chat_response>(
+            ctx, [&](call_context& at, int id, reply_observation& seen) -> result<chat_response> {
+                auto req = prepare(at, http_method::post, "/chat/completions", body, true);
+                if (!req) return note(at, deadline_passed());
+                const auto& secret = secret_for(at);
+                detail::chat_stream_sink sink(at, id, seen, deliver, secret, call_started, *timing_.clock,
+                                              {options_.max_response_bytes, options_.max_event_bytes});
+                auto out = sink.finish(transport_.send(*req, sink));
+                if (!out) return failed(at, out.error(), secret);
+                return out;
+            });
     }
 
     static error redacted(const error& e, std::string_view secret) {

@@ -16,8 +16,10 @@
 #include <sturdy/cancellation.hpp>
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/events.hpp>
 #include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/policy_options.hpp>
 #include <sturdy/detail/duration_text.hpp>
 #include <sturdy/detail/option_check.hpp>
 
@@ -68,16 +70,20 @@ struct bulkhead_event {
 };
 
 /// Settings of a bulkhead.
-struct bulkhead_options {
-    /// Names the bulkhead in errors and events.
-    std::string name = "bulkhead";
+///
+/// From policy_options: `name` (empty: "bulkhead") names the bulkhead in errors and events.
+/// `should_handle` has no use here and must stay empty: a bulkhead holds a slot for whatever runs
+/// inside it, whatever the outcome, so there is no failure for it to choose. A predicate set on it
+/// is refused rather than ignored in silence.
+struct bulkhead_options : policy_options {
     /// Calls allowed in flight at once.
     int max_concurrent = 10;
     /// Callers allowed to wait for a slot; more are refused at once. Zero: never wait.
     int max_queue = 100;
     /// The longest wait for a slot, measured on the injected clock; the call's deadline also ends it.
     clock::duration max_wait = std::chrono::seconds(30);
-    /// Called on a wait, an admission after waiting and a refusal (outside the bulkhead's lock).
+    /// Called on a wait, an admission after waiting and a refusal (outside the bulkhead's lock),
+    /// then that call's event_sink.
     std::function<void(const bulkhead_event&)> on_event;
 };
 
@@ -92,7 +98,8 @@ struct bulkhead_options {
 /// caller's sleep jumps straight to its timeout).
 class bulkhead : public blocking_form<bulkhead> {
 public:
-    /// Throws std::invalid_argument for max_concurrent < 1, max_queue < 0 or a negative max_wait.
+    /// Throws std::invalid_argument for max_concurrent < 1, max_queue < 0, a negative max_wait or a
+    /// should_handle.
     explicit bulkhead(bulkhead_options options = {}, sturdy::timing timing = {})
         : state_(std::make_shared<state>(std::move(options), std::move(timing))) {}
     /// `max_concurrent` in flight, with the other settings' defaults.
@@ -141,11 +148,16 @@ private:
 
     /// What the copies of a bulkhead share: its slots and its queue, and the decisions on them.
     struct state {
-        state(bulkhead_options o, sturdy::timing t) : options(std::move(o)), timing(std::move(t)) {
-            detail::require_option(options.max_concurrent >= 1, "bulkhead", "max_concurrent", "must be at least 1");
-            detail::require_option(options.max_queue >= 0, "bulkhead", "max_queue", "must not be negative");
-            detail::require_option(options.max_wait >= clock::duration::zero(), "bulkhead", "max_wait",
-                                   "must not be negative");
+        state(bulkhead_options o, sturdy::timing t) : options(checked(std::move(o))), timing(std::move(t)) {}
+
+        static bulkhead_options checked(bulkhead_options o) {
+            constexpr std::string_view policy = "bulkhead";
+            detail::require_option(o.max_concurrent >= 1, policy, "max_concurrent", "must be at least 1");
+            detail::require_option(o.max_queue >= 0, policy, "max_queue", "must not be negative");
+            detail::require_option(o.max_wait >= clock::duration::zero(), policy, "max_wait", "must not be negative");
+            detail::require_option(!o.should_handle, policy, "should_handle",
+                                   "must be empty: a bulkhead handles no failures");
+            return detail::named(std::move(o), policy);
         }
 
         /// Takes a free slot when nobody waits for one, else a place at the end of the queue if there is one.
@@ -253,9 +265,8 @@ private:
 
     static void notify(const state& s, const call_context& ctx, bulkhead_action action, clock::duration waited,
                        int in_flight, int queued) {
-        if (s.options.on_event)
-            s.options.on_event(
-                bulkhead_event{s.options.name, ctx.op, ctx.effective_model(), action, waited, in_flight, queued});
+        detail::emit(s.options.on_event, ctx.events, detail::source(ctx, s.options.name),
+                     bulkhead_event{s.options.name, ctx.op, ctx.effective_model(), action, waited, in_flight, queued});
     }
 
     static error refusal(const state& s, std::string_view code, const std::string& why) {

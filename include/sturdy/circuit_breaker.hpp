@@ -29,14 +29,17 @@
 #include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/outcome_window.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/events.hpp>
 #include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/policy_options.hpp>
 #include <sturdy/result.hpp>
 #include <sturdy/retry.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -45,6 +48,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace sturdy {
@@ -114,7 +118,7 @@ struct circuit_rejection_event {
 /// What a breaker has counted since it was made (reset() does not clear these).
 struct circuit_stats {
     std::uint64_t successes = 0;      ///< outcomes counted as healthy (client errors included)
-    std::uint64_t failures = 0;       ///< outcomes `failure_on` counted as failures
+    std::uint64_t failures = 0;       ///< outcomes `should_handle` counted as failures
     std::uint64_t slow_calls = 0;     ///< attempts longer than `slow_call_threshold`
     std::uint64_t ignored = 0;        ///< outcomes `ignore_on` set aside
     std::uint64_t rejections = 0;     ///< calls refused without an attempt
@@ -123,10 +127,14 @@ struct circuit_stats {
 
 /// Settings of a circuit breaker. The defaults are the common recipe: 3 consecutive failures
 /// open the circuit for 30 s.
-struct circuit_breaker_options {
-    /// Names the breaker (usually its target) in circuit_open errors and in events.
-    std::string name;
-
+///
+/// From policy_options: `name` (empty: "circuit_breaker") names the breaker, usually after its
+/// target, in circuit_open errors and in events. `should_handle` chooses the errors that count as
+/// failures; the others count as successes. Empty: is_transient, which counts server and network
+/// trouble (5xx, 408, 409, 429 but not insufficient_quota, timeouts, connection errors, truncated
+/// streams) but not client errors: a bad request says nothing about the backend. `ignore_on` is
+/// asked first, and by default it sets 429s aside (see `count_rate_limit`).
+struct circuit_breaker_options : policy_options {
     /// What opens the circuit: failures in a row, or a failure ratio over a window.
     circuit_trip trip = circuit_trip::consecutive_failures;
     /// consecutive_failures: how many in a row open the circuit; any counted success resets the run.
@@ -157,22 +165,22 @@ struct circuit_breaker_options {
     /// this share of the window's calls were slow (resilience4j's slowCallRateThreshold).
     std::optional<double> slow_call_ratio;
 
-    /// Which errors count as failures; the others count as successes. The default counts server and
-    /// network trouble (5xx, 408, 409, 429 but not insufficient_quota, timeouts, connection errors,
-    /// truncated streams) but not client errors: a bad request says nothing about the backend.
-    /// Empty: the default, is_transient.
-    std::function<bool(const error&)> failure_on = is_transient;
-    /// Errors that count neither way (checked first). Empty: the default, ignored_by_breaker.
-    std::function<bool(const error&)> ignore_on = ignored_by_breaker;
-    /// Count a 429 (rate_limit) through `failure_on` like any other error, for backends whose 429s
-    /// do mean overload. Off by default: a 429 is the server asking for a pause, and one call's
-    /// three 429s would otherwise open the circuit for the whole break.
+    /// Errors that count neither way (asked before `should_handle`). Empty: ignored_by_breaker.
+    error_predicate ignore_on{};
+    /// Count a 429 (rate_limit) through `should_handle` like any other error, for backends whose
+    /// 429s do mean overload. Off by default: a 429 is the server asking for a pause, and one
+    /// call's three 429s would otherwise open the circuit for the whole break.
     bool count_rate_limit = false;
 
-    /// Called on each state change, in the order the changes happened, outside the breaker's lock
-    /// (maybe on another thread that is reporting changes when several happen at once).
+    /// Called on each state change, in the order the changes happened; then the change goes to
+    /// the event_sink of the call whose arrival (a break found over) or outcome made it. A change
+    /// no call made (isolate(), reset(), a break that state() found over) goes to the hook alone.
+    /// Never called under the breaker's lock, and maybe on another thread, which reports changes
+    /// that happened at once in order. A call that made a change goes on only once its change
+    /// was reported, waiting for a report of earlier changes running on another thread if need
+    /// be: so a hook or sink must not wait for another call through the same breaker.
     std::function<void(const circuit_state_event&)> on_state_change;
-    /// Called for each refused call, on the caller's thread.
+    /// Called for each refused call, on the caller's thread, then that call's event_sink.
     std::function<void(const circuit_rejection_event&)> on_rejected;
 };
 
@@ -181,6 +189,8 @@ namespace detail {
 /// A breaker's shared state: everything its copies see.
 class breaker_core {
 public:
+    static constexpr std::string_view kind = "circuit_breaker";
+
     /// A call let through: which period of the circuit admitted it, and whether it is the probe.
     struct ticket {
         std::uint64_t generation = 0;
@@ -198,45 +208,47 @@ public:
         std::optional<error> refused;
         circuit_state seen{};
         ticket t;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            const auto now = timing_.clock->now();
-            end_break_if_over(now);
-            seen = state_;
-            if (state_ == circuit_state::closed || (state_ == circuit_state::half_open && !probe_out_)) {
-                t.generation = generation_;
-                t.probe = state_ == circuit_state::half_open;
-                probe_out_ = probe_out_ || t.probe;
-            } else {
-                ++stats_.rejections;
-                refused = rejection(now);
-            }
+        try {
+            changing([&] {
+                const auto now = timing_.clock->now();
+                end_break_if_over(now, &ctx);
+                seen = state_;
+                if (state_ == circuit_state::closed || (state_ == circuit_state::half_open && !probe_out_)) {
+                    t.generation = generation_;
+                    t.probe = state_ == circuit_state::half_open;
+                    probe_out_ = probe_out_ || t.probe;
+                } else {
+                    ++stats_.rejections;
+                    refused = rejection(now);
+                }
+            });
+        } catch (...) {
+            if (!refused) abandon(t);  // a hook or sink that throws must not keep the probe's place
+            throw;
         }
-        deliver_changes();
         if (refused) {
-            if (options_.on_rejected)
-                options_.on_rejected(circuit_rejection_event{options_.name, ctx.op, ctx.effective_model(), seen, *refused});
+            emit(options_.on_rejected, ctx.events, source(ctx, options_.name),
+                 circuit_rejection_event{options_.name, ctx.op, ctx.effective_model(), seen, *refused});
             return *refused;
         }
         t.started = timing_.clock->now();
         return t;
     }
 
-    /// Counts the outcome of an admitted call: `failure` is its error, null when it succeeded.
-    void record(const ticket& t, const error* failure, operation op) {
+    /// Counts the outcome of an admitted call, `ctx`'s: `failure` is its error, null when it succeeded.
+    void record(const ticket& t, const error* failure, const call_context& ctx) {
         const auto took = timing_.clock->now() - t.started;
         // The predicates are user code: run them before taking the lock.
         const bool counted_429 = failure && options_.count_rate_limit && failure->kind() == error_kind::rate_limit;
         const bool ignored = failure && !counted_429 && matches(options_.ignore_on, ignored_by_breaker, *failure);
-        const bool failed = failure && !ignored && matches(options_.failure_on, is_transient, *failure);
-        const bool slow = !ignored && options_.slow_call_threshold && op != operation::chat_stream && took > *options_.slow_call_threshold;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
+        const bool failed = failure && !ignored && matches(options_.should_handle, is_transient, *failure);
+        const bool slow = !ignored && options_.slow_call_threshold && ctx.op != operation::chat_stream &&
+                          took > *options_.slow_call_threshold;
+        changing([&] {
             count(ignored, failed, slow);
             // A call admitted before the circuit last changed says nothing about its present period.
-            if (t.generation == generation_) apply(t, failure, ignored, failed, slow);
-        }
-        deliver_changes();
+            if (t.generation == generation_) apply(t, failure, ignored, failed, slow, ctx);
+        });
     }
 
     /// An admitted call ended without an outcome (the attempt threw): frees the probe's place.
@@ -247,12 +259,10 @@ public:
 
     circuit_state state() {
         circuit_state s{};
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            end_break_if_over(timing_.clock->now());
+        changing([&] {
+            end_break_if_over(timing_.clock->now(), nullptr);
             s = state_;
-        }
-        deliver_changes();
+        });
         return s;
     }
 
@@ -262,43 +272,59 @@ public:
     }
 
     void isolate() {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (state_ != circuit_state::isolated) {
-                reason_ = "isolated by hand";
-                cause_.reset();
-                change(circuit_state::isolated, reason_, nullptr, clock::duration::zero());
-            }
-        }
-        deliver_changes();
+        changing([&] {
+            if (state_ == circuit_state::isolated) return;
+            reason_ = "isolated by hand";
+            cause_.reset();
+            change(circuit_state::isolated, reason_, nullptr, clock::duration::zero(), nullptr);
+        });
     }
 
     void reset() {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            close("reset by hand");
-        }
-        deliver_changes();
+        changing([&] { close("reset by hand", nullptr); });
     }
 
 private:
     struct pending_change {
+        std::uint64_t number;
         circuit_state from, to;
         std::string reason;
         std::optional<error> cause;
         clock::duration break_duration;
+        event_sink* sink;                            ///< the sink of the call that made it, if any
+        std::shared_ptr<const sturdy::route> route;  ///< the route that call was on, for the sink
     };
 
     static circuit_breaker_options sanitized(circuit_breaker_options o) {
-        constexpr std::string_view policy = "circuit_breaker";
-        require_option(o.failure_threshold >= 1, policy, "failure_threshold", "must be at least 1");
-        require_option(o.minimum_calls >= 1, policy, "minimum_calls", "must be at least 1");
-        require_option(o.failure_ratio > 0 && o.failure_ratio <= 1, policy, "failure_ratio", "must be in (0, 1]");
-        require_option(o.window > clock::duration::zero(), policy, "window", "must be positive");
-        require_option(o.break_duration >= clock::duration::zero(), policy, "break_duration", "must not be negative");
-        require_option(!o.slow_call_ratio || (*o.slow_call_ratio > 0 && *o.slow_call_ratio <= 1), policy,
+        require_option(o.failure_threshold >= 1, kind, "failure_threshold", "must be at least 1");
+        require_option(o.minimum_calls >= 1, kind, "minimum_calls", "must be at least 1");
+        require_option(o.failure_ratio > 0 && o.failure_ratio <= 1, kind, "failure_ratio", "must be in (0, 1]");
+        require_option(o.window > clock::duration::zero(), kind, "window", "must be positive");
+        require_option(o.break_duration >= clock::duration::zero(), kind, "break_duration", "must not be negative");
+        require_option(o.half_open_retry_after >= clock::duration::zero(), kind, "half_open_retry_after",
+                       "must not be negative");
+        require_option(!o.slow_call_threshold || *o.slow_call_threshold >= clock::duration::zero(), kind,
+                       "slow_call_threshold", "must not be negative");
+        require_option(!o.slow_call_ratio || (*o.slow_call_ratio > 0 && *o.slow_call_ratio <= 1), kind,
                        "slow_call_ratio", "must be in (0, 1]");
-        return o;
+        require_option(!o.slow_call_ratio || o.trip == circuit_trip::failure_ratio, kind, "slow_call_ratio",
+                       "needs trip = failure_ratio");
+        require_option(!o.slow_call_ratio || o.slow_call_threshold, kind, "slow_call_ratio",
+                       "needs a slow_call_threshold");
+        return named(std::move(o), kind);
+    }
+
+    /// Runs `step` under the lock, then reports the state change it made, if any, outside it.
+    template <class Step>
+    void changing(Step&& step) {
+        std::uint64_t made = 0;  // the number of the step's change: a step makes one at most
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            const auto before = queued_;
+            step();
+            if (queued_ != before) made = queued_;
+        }
+        report(made);
     }
 
     // ---- all below run under mutex_ ----
@@ -314,7 +340,9 @@ private:
         return options_.trip == circuit_trip::failure_ratio && options_.slow_call_ratio.has_value();
     }
 
-    void apply(const ticket& t, const error* failure, bool ignored, bool failed, bool slow) {
+    /// Counts the outcome of the call `by` in the circuit's present period. Below, `by` is the call
+    /// that makes a change, if one does: its sink hears of the change.
+    void apply(const ticket& t, const error* failure, bool ignored, bool failed, bool slow, const call_context& by) {
         if (ignored) {
             if (t.probe) probe_out_ = false;  // the next call probes instead
             return;
@@ -322,17 +350,22 @@ private:
         const auto now = timing_.clock->now();
         const bool bad = failed || (slow && !slow_counted_apart());
         if (t.probe) {
-            if (failed) open(now, "the probe failed", failure);
-            else if (slow) open(now, "the probe was slower than " + duration_text(*options_.slow_call_threshold), nullptr);
-            else close("the probe succeeded");
+            if (failed)
+                open(now, "the probe failed", failure, &by);
+            else if (slow)
+                open(now, "the probe was slower than " + duration_text(*options_.slow_call_threshold), nullptr, &by);
+            else
+                close("the probe succeeded", &by);
             return;
         }
         if (options_.trip == circuit_trip::consecutive_failures) {
             if (!bad) {
                 consecutive_ = 0;
             } else if (++consecutive_ >= options_.failure_threshold) {
-                open(now, std::to_string(consecutive_) + (options_.slow_call_threshold ? " consecutive failed or slow calls" : " consecutive failures"),
-                     failed ? failure : nullptr);
+                open(now,
+                     std::to_string(consecutive_) +
+                         (options_.slow_call_threshold ? " consecutive failed or slow calls" : " consecutive failures"),
+                     failed ? failure : nullptr, &by);
             }
             return;
         }
@@ -344,35 +377,40 @@ private:
                    std::string(what) + " (threshold " + std::to_string(std::lround(threshold * 100)) + "%)";
         };
         if (sums.failure_ratio() >= options_.failure_ratio) {
-            open(now, of_calls(sums.failures, options_.slow_call_threshold && !slow_counted_apart() ? "failed or were slow" : "failed", options_.failure_ratio),
-                 failed ? failure : nullptr);
+            open(now,
+                 of_calls(sums.failures,
+                          options_.slow_call_threshold && !slow_counted_apart() ? "failed or were slow" : "failed",
+                          options_.failure_ratio),
+                 failed ? failure : nullptr, &by);
         } else if (slow_counted_apart() && sums.slow_ratio() >= *options_.slow_call_ratio) {
-            open(now, of_calls(sums.slow, "were slower than " + duration_text(*options_.slow_call_threshold), *options_.slow_call_ratio),
-                 nullptr);
+            open(now,
+                 of_calls(sums.slow, "were slower than " + duration_text(*options_.slow_call_threshold),
+                          *options_.slow_call_ratio),
+                 nullptr, &by);
         }
     }
 
-    void end_break_if_over(clock::time_point now) {
+    void end_break_if_over(clock::time_point now, const call_context* by) {
         if (state_ != circuit_state::open || now < open_until_) return;
         probe_out_ = false;
-        change(circuit_state::half_open, "the break is over", nullptr, clock::duration::zero());
+        change(circuit_state::half_open, "the break is over", nullptr, clock::duration::zero(), by);
     }
 
-    void open(clock::time_point now, std::string reason, const error* cause) {
+    void open(clock::time_point now, std::string reason, const error* cause, const call_context* by) {
         const auto pause = options_.break_backoff ? options_.break_backoff->next(break_state_, *timing_.random) : options_.break_duration;
         open_until_ = now + pause;
         ++stats_.times_opened;
         reason_ = std::move(reason);
         if (cause) cause_ = *cause;
         else cause_.reset();
-        change(circuit_state::open, reason_, cause, pause);
+        change(circuit_state::open, reason_, cause, pause, by);
     }
 
-    void close(std::string_view reason) {
+    void close(std::string_view reason, const call_context* by) {
         break_state_ = backoff_state{};
         cause_.reset();
         if (state_ != circuit_state::closed) {
-            change(circuit_state::closed, reason, nullptr, clock::duration::zero());
+            change(circuit_state::closed, reason, nullptr, clock::duration::zero(), by);
             return;
         }
         // Already closed: forget the counts, and the calls in flight that would add to them.
@@ -381,60 +419,87 @@ private:
         window_.clear();
     }
 
-    /// Moves to `to`: a new period of the circuit, whose outcomes alone count.
-    void change(circuit_state to, std::string_view reason, const error* cause, clock::duration pause) {
+    /// Moves to `to`: a new period of the circuit, whose outcomes alone count. The change is queued
+    /// for report() when anyone will hear of it.
+    void change(circuit_state to, std::string_view reason, const error* cause, clock::duration pause,
+                const call_context* by) {
         const auto from = state_;
         state_ = to;
         ++generation_;
         probe_out_ = false;
         consecutive_ = 0;
         window_.clear();
-        if (options_.on_state_change)
-            pending_.push_back(pending_change{from, to, std::string(reason), cause ? std::optional<error>(*cause) : std::nullopt, pause});
+        event_sink* const sink = by ? by->events : nullptr;
+        if (options_.on_state_change || sink)
+            pending_.push_back(pending_change{++queued_, from, to, std::string(reason),
+                                              cause ? std::optional<error>(*cause) : std::nullopt, pause, sink,
+                                              sink ? by->route : nullptr});
+    }
+
+    /// "circuit breaker 'openai'", or "circuit breaker" for one named by its kind alone.
+    std::string who() const {
+        return options_.name == kind ? std::string("circuit breaker") : "circuit breaker '" + options_.name + "'";
     }
 
     error rejection(clock::time_point now) const {
         error_details d;
-        const std::string who = options_.name.empty() ? std::string("circuit breaker") : "circuit breaker '" + options_.name + "'";
         if (state_ == circuit_state::open) {
             const auto left = open_until_ - now;
             d.retry_after = std::chrono::ceil<std::chrono::milliseconds>(left);
-            d.message = who + " is open (" + reason_ + (cause_ ? std::string("; last: ") + cause_->what() : std::string()) +
-                        "); it half-opens in " + duration_text(left);
+            d.message = who() + " is open (" + reason_ +
+                        (cause_ ? std::string("; last: ") + cause_->what() : std::string()) + "); it half-opens in " +
+                        duration_text(left);
         } else if (state_ == circuit_state::half_open) {
             d.retry_after = std::chrono::ceil<std::chrono::milliseconds>(options_.half_open_retry_after);
-            d.message = who + " is half-open and its probe call is still running; try again in " +
+            d.message = who() + " is half-open and its probe call is still running; try again in " +
                         duration_text(options_.half_open_retry_after);
         } else {
-            d.message = who + " is isolated: calls are refused until reset()";
+            d.message = who() + " is isolated: calls are refused until reset()";
         }
         return error(error_kind::circuit_open, std::move(d));
     }
 
     // ---- end of the locked part ----
 
-    /// Reports queued state changes, in order, without holding the lock while user code runs.
-    /// One thread reports at a time; a thread that finds another reporting leaves its changes to it.
-    void deliver_changes() {
-        if (!options_.on_state_change) return;
+    /// Reports the queued changes, in order, the caller's own numbered `mine` among them (0: it
+    /// made none, and has nothing to report): each to the hook, then to the sink of its call. Never
+    /// under the lock while user code runs. One thread reports at a time; a caller whose change
+    /// another thread's report has not reached yet waits for that report to take it or to end, so
+    /// that no change reaches a sink after its call went on. A change made by a hook or sink on the
+    /// reporting thread itself is left to the report running further up that thread's stack.
+    void report(std::uint64_t mine) {
+        if (mine == 0) return;
         std::unique_lock<std::mutex> lock(mutex_);
-        if (delivering_) return;
-        delivering_ = true;
+        const auto this_thread = std::this_thread::get_id();
+        if (reporting_ && reporter_ == this_thread) return;
+        report_moved_.wait(lock, [&] { return reported_ >= mine || !reporting_; });
+        if (reported_ >= mine) return;
+        reporting_ = true;
+        reporter_ = this_thread;
+        const auto stop_reporting = [&](std::uint64_t last) {
+            reported_ = std::max(reported_, last);
+            reporting_ = false;
+            report_moved_.notify_all();
+        };
         while (!pending_.empty()) {
             pending_change c = std::move(pending_.front());
             pending_.pop_front();
             lock.unlock();
             try {
-                options_.on_state_change(circuit_state_event{options_.name, c.from, c.to, c.reason, c.cause ? &*c.cause : nullptr,
-                                                             c.break_duration});
+                const event_source from{options_.name, c.route ? std::string_view(c.route->name) : std::string_view{}};
+                emit(options_.on_state_change, c.sink, from,
+                     circuit_state_event{options_.name, c.from, c.to, c.reason, c.cause ? &*c.cause : nullptr,
+                                         c.break_duration});
             } catch (...) {
                 lock.lock();
-                delivering_ = false;
+                stop_reporting(c.number);  // its report is over, if not whole: nobody waits for it any longer
                 throw;
             }
             lock.lock();
+            reported_ = c.number;
+            report_moved_.notify_all();
         }
-        delivering_ = false;
+        stop_reporting(reported_);
     }
 
     const circuit_breaker_options options_;
@@ -451,8 +516,12 @@ private:
     std::string reason_;          // why the circuit is open or isolated, for rejections
     std::optional<error> cause_;  // the failure that opened it
     circuit_stats stats_;
-    std::deque<pending_change> pending_;
-    bool delivering_ = false;
+    std::deque<pending_change> pending_;  // changes not yet reported, numbered in order
+    std::uint64_t queued_ = 0;            // the number of the last change queued
+    std::uint64_t reported_ = 0;          // the number of the last change reported
+    bool reporting_ = false;
+    std::thread::id reporter_;
+    std::condition_variable report_moved_;
 };
 
 }  // namespace detail
@@ -461,6 +530,9 @@ private:
 /// inside a client; use one breaker per backend you want to protect separately. Thread-safe.
 class circuit_breaker : public blocking_form<circuit_breaker> {
 public:
+    /// Throws std::invalid_argument for options that make no sense (a failure_threshold or
+    /// minimum_calls below 1, a failure_ratio or slow_call_ratio outside (0, 1], a window that is
+    /// not positive, a negative duration, a slow_call_ratio without its threshold or ratio trip).
     explicit circuit_breaker(circuit_breaker_options options = {}, sturdy::timing timing = {})
         : core_(std::make_shared<detail::breaker_core>(std::move(options), std::move(timing))) {}
 
@@ -492,9 +564,9 @@ private:
         }
         pass(const pass&) = delete;
         pass& operator=(const pass&) = delete;
-        void record(const error* failure, operation op) {
+        void record(const error* failure, const call_context& ctx) {
             recorded_ = true;
-            core_->record(ticket_, failure, op);
+            core_->record(ticket_, failure, ctx);
         }
 
     private:
@@ -507,10 +579,10 @@ private:
     template <class T, class Done>
     struct count_outcome {
         std::shared_ptr<pass> through;
-        operation op;
+        const call_context* ctx;  // lives until the outcome comes: the continuation form's contract
         Done done;
         void operator()(result<T> outcome) {
-            through->record(outcome ? nullptr : &outcome.error(), op);
+            through->record(outcome ? nullptr : &outcome.error(), *ctx);
             through.reset();
             done(std::move(outcome));
         }
@@ -523,7 +595,7 @@ template <class T, class Next, class Done>
 void circuit_breaker::start(call_context& ctx, Next next, Done done) const {
     auto admitted = core_->admit(ctx);
     if (!admitted) return done(admitted.error());
-    next(ctx, count_outcome<T, Done>{std::make_shared<pass>(core_, *admitted), ctx.op, std::move(done)});
+    next(ctx, count_outcome<T, Done>{std::make_shared<pass>(core_, *admitted), &ctx, std::move(done)});
 }
 
 }  // namespace sturdy

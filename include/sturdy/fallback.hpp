@@ -24,6 +24,8 @@
 #include <sturdy/executor.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/policy_options.hpp>
+#include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/routing.hpp>
 
 #include <algorithm>
@@ -46,9 +48,9 @@ namespace sturdy {
 /// `insufficient_quota`: another provider has its own quota), 402, 404, 408, 409, 5xx, timeouts,
 /// connection errors, a stream cut off, a garbled reply, and client-side refusals (circuit_open,
 /// rate_limited). A request no provider would take (400, 422), a cancelled call and a malformed
-/// request stay. (Two errors have rules of their own: context_length_exceeded,
-/// `fallback_options::context_window_fallback`; and credentials, 401 and 403, which move on only
-/// to a target with a key of its own.)
+/// request stay. (Two errors have rules of their own, whatever `fallback_options::should_handle`
+/// says: context_length_exceeded, `fallback_options::context_window_fallback`; and credentials,
+/// 401 and 403, which move on only to a target with a key of its own.)
 inline bool should_fall_back(const error& e) {
     switch (e.kind()) {
         case error_kind::rate_limit:
@@ -74,7 +76,7 @@ inline bool should_fall_back(const error& e) {
 struct fallback_target {
     /// Where: name (for reports), endpoint (null: the client's own) and model (empty: the request's).
     sturdy::route route;
-    /// The model's context window in tokens, when known: a call too large for it skips it.
+    /// The model's context window in tokens, when known: a call too large for it skips it. Positive.
     std::optional<std::int64_t> context_window;
     /// Wraps the attempts made for this target: a retry, a breaker, a limiter of its own.
     any_policy policy;
@@ -125,12 +127,21 @@ struct fallback_skip_event {
 };
 
 /// Settings of a fallback chain.
-struct fallback_options {
-    /// Which errors move the call on to the next target.
-    std::function<bool(const error&)> fall_back_on = should_fall_back;
+///
+/// `should_handle` (policy_options) chooses the errors that move the call on to the next target;
+/// empty: `should_fall_back`. Two rules come before it: a context_length_exceeded moves on to a
+/// larger window (`context_window_fallback`), and a 401 or 403 moves on only to targets with a key
+/// of their own (one sharing the refused key would refuse too). `name` (default "fallback") names
+/// the chain in events.
+///
+/// Events (`on_fallback`, `on_skip`, and the call's `event_sink`) come from the route the call was
+/// on when they happened: for a move, the target it moves on from (`fallback_event::from`); for a
+/// pass-over, the last target the call tried, else the route an outer policy put it on (empty at
+/// the client's own endpoint).
+struct fallback_options : policy_options {
     /// A context_length_exceeded error moves the call on to the next target whose declared window
     /// is larger than the failed one's (targets without a declared window are passed over: nothing
-    /// says they are larger). Off: the error goes through `fall_back_on` like any other.
+    /// says they are larger). Off: the error goes through `should_handle` like any other.
     bool context_window_fallback = true;
     /// Pass over targets whose declared window is smaller than the call's prompt tokens plus its
     /// max output tokens (request fields). The prompt is counted by the client's
@@ -141,9 +152,10 @@ struct fallback_options {
     /// `context_window_table::with_defaults()` knows the README's providers' models.
     context_window_table context_windows;
     /// A target that answers 429 cools down: calls pass it over until its Retry-After is over, or
-    /// for this long when the 429 named no delay, then try it again. Zero: no cool-down.
+    /// for this long when the 429 named no delay, then try it again. Zero: no cool-down; not negative.
     clock::duration cooldown = std::chrono::seconds(1);
-    /// The longest cool-down a Retry-After may ask for.
+    /// The longest cool-down a Retry-After may ask for. Zero: a Retry-After cools nothing down;
+    /// not negative.
     clock::duration max_cooldown = std::chrono::minutes(5);
     /// Called before the call moves on to the next target.
     std::function<void(const fallback_event&)> on_fallback;
@@ -166,7 +178,7 @@ struct fallback_target_stats {
 };
 
 /// Tries its targets in order until one answers, moving on only for errors another target may
-/// not have (`fallback_options::fall_back_on`), and never once a stream delivered content.
+/// not have (`fallback_options::should_handle`), and never once a stream delivered content.
 ///
 /// Order: the names in the call's `request_options::route_order` first, in that order (names
 /// that are not targets are ignored), then the other targets in the order given; a call that pins
@@ -186,6 +198,9 @@ struct fallback_target_stats {
 /// turns to the next target when that policy hands its outcome back, on whichever thread it does.
 class fallback_policy : public blocking_form<fallback_policy> {
 public:
+    /// Throws std::invalid_argument for options that make no sense (see `fallback_options`), a
+    /// declared window that is not positive, and two targets of one name (a name is how a call
+    /// pins or prefers a target, and how stats and `per_route` tell them apart).
     explicit fallback_policy(std::vector<fallback_target> targets, fallback_options options = {},
                              sturdy::timing timing = {});
 
@@ -240,6 +255,8 @@ private:
     bool moves_on(walk& w, std::size_t i, int sent, const error& failure, const call_context& ctx) const;
     error exhausted(const walk& w) const;
 
+    event_source where(const walk& w, const call_context& ctx) const;
+    static fallback_options checked(fallback_options options);
     fallback_target_stats stats_of(std::size_t i) const;
     std::optional<fallback_skip> skip_reason(std::size_t i, const call_context& ctx, std::int64_t needed,
                                              std::optional<std::int64_t> overflowed_at,
@@ -257,16 +274,27 @@ private:
     std::shared_ptr<const state> state_;
 };
 
+inline fallback_options fallback_policy::checked(fallback_options options) {
+    constexpr std::string_view policy = "fallback_policy";
+    detail::require_option(options.cooldown >= clock::duration::zero(), policy, "cooldown", "must not be negative");
+    detail::require_option(options.max_cooldown >= clock::duration::zero(), policy, "max_cooldown",
+                           "must not be negative");
+    return detail::named(std::move(options), "fallback");
+}
+
 inline fallback_policy::fallback_policy(std::vector<fallback_target> targets, fallback_options options,
                                         sturdy::timing timing) {
     auto s = std::make_shared<state>();
     s->targets.reserve(targets.size());
     for (std::size_t i = 0; i < targets.size(); ++i) {
         auto& t = targets[i];
+        detail::require_option(!t.context_window || *t.context_window > 0, "fallback_policy",
+                               "fallback_target.context_window", "must be positive");
         auto window = t.context_window ? t.context_window : options.context_windows.find(t.route.model);
         s->targets.push_back(entry{detail::share_route(std::move(t.route), i), window, std::move(t.policy)});
     }
-    s->options = std::move(options);
+    detail::require_distinct_names(s->targets, "fallback_policy", "fallback_target");
+    s->options = checked(std::move(options));
     s->timing = std::move(timing);
     s->counts = std::vector<counters>(s->targets.size());
     state_ = std::move(s);
@@ -342,15 +370,14 @@ inline std::optional<std::size_t> fallback_policy::next_target(walk& w, call_con
             w.cooling = w.cooling || *skip == fallback_skip::cooling_down;
             count.skipped.fetch_add(1, std::memory_order_relaxed);
             count.refusals.fetch_add(1, std::memory_order_relaxed);
-            if (opts.on_skip)
-                opts.on_skip(fallback_skip_event{ctx.op, *target.route, *skip, target.context_window, w.needed});
+            detail::emit(opts.on_skip, ctx.events, where(w, ctx),
+                         fallback_skip_event{ctx.op, *target.route, *skip, target.context_window, w.needed});
             continue;
         }
         if (w.previous) {
             state_->counts[*w.previous].fallbacks.fetch_add(1, std::memory_order_relaxed);
-            if (opts.on_fallback)
-                opts.on_fallback(
-                    fallback_event{ctx.op, *targets[*w.previous].route, *target.route, *w.last, w.moves + 1});
+            detail::emit(opts.on_fallback, ctx.events, where(w, ctx),
+                         fallback_event{ctx.op, *targets[*w.previous].route, *target.route, *w.last, w.moves + 1});
             ++w.moves;
         }
         ctx.state->note_route(target.route->name, w.previous.has_value());
@@ -358,6 +385,13 @@ inline std::optional<std::size_t> fallback_policy::next_target(walk& w, call_con
         return i;
     }
     return std::nullopt;
+}
+
+// The route the call is on, for its events: the target it last tried, else an outer policy's.
+inline event_source fallback_policy::where(const walk& w, const call_context& ctx) const {
+    auto source = detail::source(ctx, state_->options.name);
+    if (w.previous) source.route = state_->targets[*w.previous].route->name;
+    return source;
 }
 
 // Target i answered after `sent` attempts.
@@ -387,7 +421,7 @@ inline bool fallback_policy::moves_on(walk& w, std::size_t i, int sent, const er
         w.overflowed_at = w.overflowed_at ? std::max(*w.overflowed_at, floor) : floor;
     } else if (refused_credentials(failure)) {
         w.refused_keys.push_back(i);  // another provider's key may be good: the targets left decide
-    } else if (!matches(opts.fall_back_on, should_fall_back, failure)) {
+    } else if (!matches(opts.should_handle, should_fall_back, failure)) {
         return false;
     }
     w.last = failure;

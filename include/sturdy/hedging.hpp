@@ -14,12 +14,15 @@
 #include <sturdy/cancellation.hpp>
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/events.hpp>
 #include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/policy_options.hpp>
 #include <sturdy/result.hpp>
 #include <sturdy/retry.hpp>
 #include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/outcome_window.hpp>
+#include <sturdy/detail/routing.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -38,7 +41,8 @@
 
 namespace sturdy {
 
-/// Reported when a hedged attempt starts, on the thread that starts it.
+/// Reported when a hedged attempt starts, on the thread that starts it. Its `route` is where the
+/// hedge goes; the event_source's route is the route of the call the policy works for.
 struct hedge_event {
     operation op;
     std::string_view model;        ///< the model the hedged attempt asks for
@@ -50,33 +54,36 @@ struct hedge_event {
 
 /// Settings of a hedging policy. The defaults are Polly's: one hedge after 2 s, and a failure
 /// the policy handles starts the next hedge at once.
-struct hedging_options {
+///
+/// `should_handle` (policy_options) chooses the failures that leave the race open: the other
+/// attempts may still answer, and with `hedge_on_failure` the next hedge starts at once. Any other
+/// failure ends the call as a success would (Polly's rule): asking again would fail again. Empty:
+/// is_transient. `name` (empty: "hedging") names the policy in its events.
+struct hedging_options : policy_options {
     /// The wait for an answer (for a stream, its first content) before the next hedged attempt,
     /// counted from the start of the attempt before it. `zero()` starts every attempt at once;
     /// `clock::duration::max()` hedges only on failures (a fallback that keeps the first attempt).
     clock::duration delay = std::chrono::seconds(2);
     /// When set (0..1, e.g. 0.95), the delay is this percentile of the latency of recent successful
-    /// attempts; `delay` serves until the window holds `min_samples` of them.
+    /// attempts; `delay` serves until the window holds `min_samples` (at least 1) of them.
     std::optional<double> percentile;
     std::uint64_t min_samples = 20;
-    /// How far back latencies count for the percentile.
+    /// How far back latencies count for the percentile; positive.
     clock::duration window = std::chrono::minutes(1);
-    /// Bounds on a percentile delay.
+    /// Bounds on a percentile delay; 0 <= min_delay <= max_delay.
     clock::duration min_delay = clock::duration::zero();
     clock::duration max_delay = clock::duration::max();
     /// Hedged attempts beside the first.
     int max_hedges = 1;
     /// Where hedge i goes: `routes[(i - 1) % routes.size()]`; empty: where the first attempt goes.
+    /// A route without a name is called "route N", by its place here.
     std::vector<sturdy::route> routes;
-    /// A failure `hedge_on` accepts starts the next hedge at once instead of after the delay.
+    /// A failure `should_handle` accepts starts the next hedge at once instead of after the delay.
     bool hedge_on_failure = true;
-    /// Failures that leave the race open (the other attempts may still answer). Any other failure
-    /// ends the call as a success would (Polly's rule): asking again would fail again. Empty: the
-    /// default, is_transient.
-    std::function<bool(const error&)> hedge_on = is_transient;
-    /// Called when a hedged attempt starts, before it is sent, on the thread that starts it: the
-    /// call's scheduling branch, or the attempt whose failure started it (so from several threads
-    /// at once, within a call and across calls).
+    /// Called when a hedged attempt starts, before it is sent, then the call's
+    /// event_sink::on_hedge. Both run on the thread that starts the hedge: the call's scheduling
+    /// branch, or the attempt whose failure started it (so from several threads at once, within a
+    /// call and across calls). One that throws ends the race, as an attempt that throws does.
     std::function<void(const hedge_event&)> on_hedge;
 };
 
@@ -92,9 +99,9 @@ public:
         if (!options.percentile) return options.delay;
         const auto now = timing.clock->now();
         std::lock_guard<std::mutex> lock(mutex_);
-        if (window_.timed(now) < std::max<std::uint64_t>(options.min_samples, 1)) return options.delay;
+        if (window_.timed(now) < options.min_samples) return options.delay;
         const clock::duration p = *window_.percentile(now, *options.percentile);
-        return std::clamp(p, options.min_delay, std::max(options.min_delay, options.max_delay));
+        return std::clamp(p, options.min_delay, options.max_delay);
     }
 
     void record(clock::time_point now, const std::vector<std::chrono::microseconds>& latencies) {
@@ -111,7 +118,7 @@ public:
 private:
     static std::vector<std::shared_ptr<const route>> shared_routes(const std::vector<route>& given) {
         std::vector<std::shared_ptr<const route>> out;
-        for (const auto& r : given) out.push_back(std::make_shared<const route>(r));
+        for (std::size_t i = 0; i < given.size(); ++i) out.push_back(share_route(given[i], i));
         return out;
     }
 
@@ -164,10 +171,7 @@ public:
 
 private:
     struct arm {
-        explicit arm(const call_context& base) : cancel(base.cancel), ctx(base) {
-            ctx.cancel = cancel.token();
-            ctx.last_reply = reply_observation{};
-        }
+        explicit arm(const call_context& base) : cancel(base.cancel), ctx(base) { ctx.cancel = cancel.token(); }
         cancellation_source cancel;  // linked to the caller's, so either can stop this attempt
         call_context ctx;
         // Set when the race claims it, before any other thread sees it.
@@ -250,7 +254,14 @@ private:
         return t;
     }
 
-    bool delivered(const arm& a) const { return a.ctx.state->committed() && a.ctx.last_reply.delivered; }
+    // What an attempt saw of its reply, from its outcome: null until it settled, or when no
+    // attempt of a client made the outcome.
+    static const reply_observation* seen(const arm& a) { return a.outcome ? a.outcome->observation() : nullptr; }
+
+    bool delivered(const arm& a) const {
+        const reply_observation* s = seen(a);
+        return a.ctx.state->committed() && s && s->delivered;
+    }
 
     // Whether this outcome ends the call.
     bool is_answer(const arm& a, bool handled) const {
@@ -325,12 +336,12 @@ private:
     // no branch can be started). True when it went to a branch.
     bool start_hedge(arm& h, const error* cause, bool here) {
         base_.state->note_hedge();
-        if (const auto& hook = core_->options.on_hedge) {
-            try {
-                hook(hedge_event{h.ctx.op, h.ctx.effective_model(), h.hedge, h.waited, h.ctx.route.get(), cause});
-            } catch (...) {
-                fail(nullptr, std::current_exception());  // the race is over: the hedge below is not sent
-            }
+        const auto& o = core_->options;
+        try {
+            detail::emit(o.on_hedge, base_.events, detail::source(base_, o.name),
+                         hedge_event{h.ctx.op, h.ctx.effective_model(), h.hedge, h.waited, h.ctx.route.get(), cause});
+        } catch (...) {
+            fail(nullptr, std::current_exception());  // the race is over: the hedge below is not sent
         }
         if (!here && base_.exec->spawn([self = this->shared_from_this(), &h] { self->run_arm(h); })) return true;
         run_arm(h);
@@ -364,7 +375,7 @@ private:
         bool handled = false;
         if (!out && out.error().kind() != error_kind::cancelled) {
             try {
-                handled = matches(o.hedge_on, is_transient, out.error());  // the user's code: outside the lock
+                handled = matches(o.should_handle, is_transient, out.error());  // the user's code: outside the lock
             } catch (...) {
                 fail(&a, std::current_exception());
                 return;
@@ -468,9 +479,9 @@ private:
     void record_latencies(const arm& winner, const std::vector<arm*>& losers, clock::time_point now) {
         using std::chrono::microseconds;
         std::vector<microseconds> samples;
-        const bool first_content = winner.ctx.op == operation::chat_stream && winner.ctx.last_reply.delivered;
-        samples.push_back(first_content ? winner.ctx.last_reply.latency
-                                        : std::chrono::duration_cast<microseconds>(now - winner.started));
+        const reply_observation* s = seen(winner);
+        const bool first_content = winner.ctx.op == operation::chat_stream && s && s->delivered;
+        samples.push_back(first_content ? s->latency : std::chrono::duration_cast<microseconds>(now - winner.started));
         for (const arm* l : losers) samples.push_back(std::chrono::duration_cast<microseconds>(now - l->started));
         core_->record(now, samples);
     }
@@ -504,7 +515,6 @@ private:
         if (base_.state->committed() && !delivered(*d))
             for (const auto& a : arms_)
                 if (a->outcome && delivered(*a)) d = a.get();
-        caller_.last_reply = std::move(d->ctx.last_reply);
         if (d->routed && *d->outcome) caller_.state->note_route(d->ctx.route->name, false);
         done_(std::move(*d->outcome));
     }
@@ -569,11 +579,15 @@ private:
 ///     opts.routes = {{"backup", backup_endpoint, "gpt-4o-mini"}};
 ///     sturdy::hedging_policy hedging(opts);
 ///
+/// Each hedge is reported to `on_hedge`, then to the call's event sink, on the thread that starts
+/// it (often a branch of the executor's, not the caller's), so a sink given to hedged calls must be
+/// safe to call from several threads at once.
+///
 /// Copies share their settings and latency window.
 class hedging_policy : public blocking_form<hedging_policy> {
 public:
     explicit hedging_policy(hedging_options options = {}, sturdy::timing timing = {})
-        : core_(std::make_shared<detail::hedging_core>(sanitized(std::move(options)), std::move(timing))) {}
+        : core_(std::make_shared<detail::hedging_core>(checked(std::move(options)), std::move(timing))) {}
     /// One hedge after a fixed `delay`.
     explicit hedging_policy(clock::duration delay) : hedging_policy(with_delay(delay)) {}
 
@@ -594,13 +608,17 @@ private:
         o.delay = delay;
         return o;
     }
-    static hedging_options sanitized(hedging_options o) {
+    static hedging_options checked(hedging_options o) {
         constexpr std::string_view policy = "hedging_policy";
         detail::require_option(o.delay >= clock::duration::zero(), policy, "delay", "must not be negative");
         detail::require_option(!o.percentile || (*o.percentile >= 0 && *o.percentile <= 1), policy, "percentile",
                                "must be in [0, 1]");
+        detail::require_option(o.min_samples >= 1, policy, "min_samples", "must be at least 1");
+        detail::require_option(o.window > clock::duration::zero(), policy, "window", "must be positive");
+        detail::require_option(o.min_delay >= clock::duration::zero(), policy, "min_delay", "must not be negative");
+        detail::require_option(o.max_delay >= o.min_delay, policy, "max_delay", "must not be below min_delay");
         detail::require_option(o.max_hedges >= 0, policy, "max_hedges", "must not be negative");
-        return o;
+        return detail::named(std::move(o), "hedging");
     }
 
     std::shared_ptr<detail::hedging_core> core_;

@@ -4,6 +4,7 @@
 
 #include <sturdy/cancellation.hpp>
 #include <sturdy/detail/env.hpp>
+#include <sturdy/events.hpp>
 #include <sturdy/http.hpp>
 #include <sturdy/pricing.hpp>
 #include <sturdy/properties.hpp>
@@ -56,6 +57,9 @@ struct client_options : endpoint {
     /// Prices every reply's tokens into `call_info::cost_usd` (pricing.hpp). By default the table
     /// sturdy ships (`price_table::builtin()`, dated); set your own, or nullptr for no cost at all.
     std::shared_ptr<const price_table> prices = price_table::builtin();
+    /// Receives the events of every call this client makes, from its policies and itself
+    /// (events.hpp). Null: only each policy's own hooks.
+    std::shared_ptr<event_sink> events;
 
     /// OpenAI's variables: OPENAI_BASE_URL (default https://api.openai.com/v1), OPENAI_API_KEY,
     /// OPENAI_ORG_ID and OPENAI_PROJECT_ID.

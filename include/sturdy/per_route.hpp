@@ -10,7 +10,7 @@
 ///
 ///     auto breaker_for = [](const std::string& route) {
 ///         sturdy::circuit_breaker_options o;
-///         o.name = route;                       // named after its route, in errors and events
+///         o.name = route;                       // the idiom: each instance named after its route
 ///         return sturdy::circuit_breaker(o);
 ///     };
 ///     // inside the chain, so each target's attempts meet that target's breaker...
@@ -18,6 +18,12 @@
 ///                                   sturdy::per_route(breaker_for));
 ///     // ...or as every target's own policy: fallback_target(...).with_policy(keyed), one `keyed`
 ///     // shared by all targets.
+///
+/// The factory is handed the route's name so that it can name the policy after it
+/// (`policy_options::name`): the instances' events then say which route's breaker opened
+/// (`event_source::policy` "kimi" rather than "circuit_breaker" for every route), as do their
+/// errors and stats. For the client's own endpoint the name is "", and an empty name is the
+/// policy's kind.
 ///
 /// Copies share the instances, so a copy kept outside the client can look one up: `get("kimi")`.
 

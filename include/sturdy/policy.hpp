@@ -34,8 +34,11 @@
 #include <sturdy/cancellation.hpp>
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/events.hpp>
 #include <sturdy/http.hpp>
+#include <sturdy/observation.hpp>
 #include <sturdy/options.hpp>
+#include <sturdy/policy_options.hpp>
 #include <sturdy/properties.hpp>
 #include <sturdy/usage.hpp>
 
@@ -189,17 +192,6 @@ private:
     std::function<void()> commit_listener_;
 };
 
-/// What the last attempt through a context saw of its reply.
-struct reply_observation {
-    int status = 0;
-    response_headers headers;
-    std::optional<token_usage> usage;
-    /// From the attempt's start to its reply (to its first content, for a stream).
-    std::chrono::microseconds latency{0};
-    /// Streams: this attempt won the commit gate and delivered content to the caller.
-    bool delivered = false;
-};
-
 /// One call as policies see it: what it is, where it goes, how long it may take. Policies narrow
 /// it for the attempts they make, and copy it for attempts on other threads.
 struct call_context {
@@ -216,6 +208,10 @@ struct call_context {
 
     /// The call's deadline; inside a per-attempt timeout, that attempt's.
     sturdy::deadline deadline;
+    /// The longest one attempt may take (request_options::timeout; else the client's own).
+    std::optional<std::chrono::milliseconds> attempt_timeout;
+    /// Headers every attempt of this call adds to the endpoint's (request_options::headers).
+    header_list headers;
     /// Streams: the longest wait for the first content, and the longest gap between chunks.
     std::optional<std::chrono::milliseconds> first_token_timeout;
     std::optional<std::chrono::milliseconds> idle_timeout;
@@ -235,8 +231,8 @@ struct call_context {
     call_state* state;
     /// Waits and branches of this call (sturdy/executor.hpp); set by whoever runs the call.
     executor* exec = nullptr;
-    /// What the latest attempt made through this context saw; each attempt starts it afresh.
-    reply_observation last_reply;
+    /// Where the call's policies report (sturdy/events.hpp); null: only their own hooks.
+    event_sink* events = nullptr;
 
     /// The model this attempt will ask for.
     std::string_view effective_model() const noexcept {
@@ -244,15 +240,14 @@ struct call_context {
     }
 };
 
-/// A policy's error predicate (retry_on, failure_on, fall_back_on...), by the one rule every policy
-/// follows: an empty predicate means the documented default, never "none" or "all".
-inline bool matches(const std::function<bool(const error&)>& predicate, bool (*default_predicate)(const error&),
-                    const error& e) {
-    return predicate ? predicate(e) : default_predicate(e);
+namespace detail {
+
+/// Where an event a policy reports comes from: the policy, and the route its call is on.
+inline event_source source(const call_context& ctx, std::string_view policy) noexcept {
+    return {policy, ctx.route ? std::string_view(ctx.route->name) : std::string_view{}};
 }
 
-/// The predicate that matches every error.
-inline bool any_error(const error&) { return true; }
+}  // namespace detail
 
 /// The policy that does nothing: one attempt, its outcome returned as is.
 struct no_policy {

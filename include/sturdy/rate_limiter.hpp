@@ -26,8 +26,10 @@
 
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/events.hpp>
 #include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/policy_options.hpp>
 #include <sturdy/detail/duration_text.hpp>
 #include <sturdy/detail/option_check.hpp>
 #include <sturdy/retry_after.hpp>
@@ -108,9 +110,13 @@ enum class oversized_request {
 };
 
 /// Settings of a rate limiter. A zero limit is no limit; the defaults limit nothing.
-struct rate_limiter_options {
-    /// Names the limiter in errors and events.
-    std::string name = "rate_limiter";
+///
+/// From policy_options: `name` (empty: "rate_limiter") names the limiter in errors and events.
+/// `should_handle` has no use here and must stay empty: a limiter decides before the attempt, so
+/// no failure passes through it to be chosen (a 429 that adapt_to_server follows is the server's
+/// word on the limits, not a failure the limiter handles). A predicate set on it is refused rather
+/// than ignored in silence.
+struct rate_limiter_options : policy_options {
     /// At most this many requests start in any window of `period` (RPM with the default period).
     std::int64_t requests = 0;
     /// At most this many tokens, prompt and completion together, are reserved by the calls that
@@ -136,7 +142,8 @@ struct rate_limiter_options {
     /// the budget it names and hold until its Retry-After. Off by default: with one limiter before
     /// several models or providers, one model's limits would hold back the others.
     bool adapt_to_server = false;
-    /// Called when a call waits or is refused (outside the limiter's lock).
+    /// Called when a call waits or is refused (outside the limiter's lock), then that call's
+    /// event_sink.
     std::function<void(const rate_limited_event&)> on_rate_limited;
 };
 
@@ -399,19 +406,22 @@ public:
         s.tokens.adjust(r.start, -r.tokens, now);
     }
 
-    /// After the attempt: the reply's usage, when it has one, replaces the reserved estimate; and
-    /// with adapt_to_server, the server's headers and 429 lower the room left.
-    void settle(rate_limit_state& s, const rate_reservation& r, const call_context& ctx, const error* failure,
+    /// After the attempt, from what it saw (`seen`, null when no attempt of a client made the
+    /// outcome): the reply's usage, when it has one, replaces the reserved estimate; and with
+    /// adapt_to_server, the server's headers and 429 lower the room left.
+    void settle(rate_limit_state& s, const rate_reservation& r, const reply_observation* seen, const error* failure,
                 clock::time_point now) const {
-        if (r.tokens > 0 && ctx.last_reply.usage) {
+        if (r.tokens > 0 && seen && seen->usage) {
             // A server's absurd count must not overflow the log's sums.
-            const auto used = std::clamp<std::int64_t>(ctx.last_reply.usage->total_tokens, 0, std::int64_t(1) << 50);
+            const auto used = std::clamp<std::int64_t>(seen->usage->total_tokens, 0, std::int64_t(1) << 50);
             s.tokens.adjust(r.start, used - r.tokens, now);
         }
         if (!options_.adapt_to_server) return;
-        const auto& headers = ctx.last_reply.headers;
-        follow_headers(s.requests, headers, "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", now);
-        follow_headers(s.tokens, headers, "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", now);
+        if (seen) {
+            follow_headers(s.requests, seen->headers, "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+                           now);
+            follow_headers(s.tokens, seen->headers, "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", now);
+        }
         // Exhausted quota is not a rate: holding calls back would not bring it back.
         if (failure && failure->kind() == error_kind::rate_limit && failure->code() != "insufficient_quota") {
             // OpenAI's 429 names the exhausted limit in its type: "requests" or "tokens".
@@ -425,6 +435,7 @@ private:
     static rate_limiter_options validated(rate_limiter_options o) {
         constexpr std::string_view policy = "rate_limiter";
         constexpr auto most = std::numeric_limits<std::int64_t>::max();
+        require_option(!o.should_handle, policy, "should_handle", "must be empty: a limiter handles no failures");
         require_option(o.requests >= 0, policy, "requests", "must not be negative");
         require_option(o.tokens >= 0, policy, "tokens", "must not be negative");
         require_option(o.period > clock::duration::zero(), policy, "period", "must be positive");
@@ -437,7 +448,7 @@ private:
         require_option(o.token_burst <= most - o.tokens, policy, "token_burst", "plus tokens must fit in 64 bits");
         require_option(o.expected_completion_tokens >= 0, policy, "expected_completion_tokens", "must not be negative");
         require_option(o.max_wait >= clock::duration::zero(), policy, "max_wait", "must not be negative");
-        return o;
+        return named(std::move(o), policy);
     }
 
     static void follow_headers(rate_window& w, const response_headers& headers, std::string_view remaining_name,
@@ -460,8 +471,9 @@ private:
 /// that every attempt is counted. Copies share their windows; thread-safe.
 class rate_limiter : public blocking_form<rate_limiter> {
 public:
-    /// Throws std::invalid_argument for negative limits or bursts, a burst without its limit, or a
-    /// period of 0.
+    /// Throws std::invalid_argument for negative limits, bursts, expected_completion_tokens or
+    /// max_wait, a burst without its limit or beyond 64 bits with it, a period that is not positive,
+    /// or a should_handle.
     explicit rate_limiter(rate_limiter_options options = {}, sturdy::timing timing = {})
         : shared_(std::make_shared<shared>(std::move(options), std::move(timing))) {}
 
@@ -490,13 +502,14 @@ public:
         const auto& o = options();
         const std::int64_t tokens = estimate(ctx);
         const auto decision = decide(ctx, tokens);
-        if ((decision.refused || decision.wait > clock::duration::zero()) && o.on_rate_limited)
-            o.on_rate_limited(rate_limited_event{o.name, ctx.op, ctx.effective_model(), decision.limit, decision.wait,
-                                                 decision.refused.has_value(), tokens});
+        if (decision.refused || decision.wait > clock::duration::zero())
+            detail::emit(o.on_rate_limited, ctx.events, detail::source(ctx, o.name),
+                         rate_limited_event{o.name, ctx.op, ctx.effective_model(), decision.limit, decision.wait,
+                                            decision.refused.has_value(), tokens});
         if (decision.refused) return done(refusal(decision, tokens));
         const auto& reservation = *decision.admitted;
         if (decision.wait <= clock::duration::zero())
-            return next(ctx, settle_outcome<T, Done>{shared_, reservation, &ctx, std::move(done)});
+            return next(ctx, settle_outcome<T, Done>{shared_, reservation, std::move(done)});
         auto waiting = std::make_shared<waiting_call<T, Next, Done>>(
             waiting_call<T, Next, Done>{shared_, reservation, &ctx, std::move(next), std::move(done)});
         ctx.exec->after(*shared_->timing.clock, decision.wait, ctx.cancel,
@@ -518,13 +531,12 @@ private:
     struct settle_outcome {
         std::shared_ptr<shared> limiter;
         detail::rate_reservation reservation;
-        const call_context* ctx;
         Done done;
         void operator()(result<T> outcome) {
             {
                 std::lock_guard<std::mutex> lock(limiter->mutex);
-                limiter->core.settle(limiter->state, reservation, *ctx, outcome ? nullptr : &outcome.error(),
-                                     limiter->timing.clock->now());
+                limiter->core.settle(limiter->state, reservation, outcome.observation(),
+                                     outcome ? nullptr : &outcome.error(), limiter->timing.clock->now());
             }
             done(std::move(outcome));
         }
@@ -549,7 +561,7 @@ private:
                 return done(error(error_kind::cancelled,
                                   "cancelled while waiting for rate limiter '" + limiter->core.options().name + "'"));
             }
-            next(*ctx, settle_outcome<T, Done>{limiter, reservation, ctx, std::move(done)});
+            next(*ctx, settle_outcome<T, Done>{limiter, reservation, std::move(done)});
         }
     };
 

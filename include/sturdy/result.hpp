@@ -4,11 +4,14 @@
 
 #include <sturdy/error.hpp>
 
+#include <memory>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
 namespace sturdy {
+
+struct reply_observation;  // observation.hpp
 
 /// A value or the error that prevented it. Tests true when it holds a value.
 ///
@@ -41,6 +44,13 @@ public:
 
     /// The error. Precondition: `!has_value()` (otherwise std::bad_variant_access).
     const sturdy::error& error() const& { return std::get<1>(state_); }
+    sturdy::error& error() & { return std::get<1>(state_); }
+
+    /// What the attempt that made this outcome saw of its reply (status, headers, usage, latency;
+    /// observation.hpp). Null for an outcome no attempt of a client made, such as a policy's refusal.
+    const reply_observation* observation() const noexcept { return seen_.get(); }
+    /// Attaches what the attempt saw; the client's attempts do, policies pass it on with the outcome.
+    void set_observation(std::shared_ptr<const reply_observation> seen) noexcept { seen_ = std::move(seen); }
 
     template <class U>
     T value_or(U&& fallback) const& {
@@ -55,6 +65,7 @@ private:
     }
 
     std::variant<T, sturdy::error> state_;
+    std::shared_ptr<const reply_observation> seen_;
 };
 
 }  // namespace sturdy

@@ -5,15 +5,19 @@
 #include <sturdy/backoff.hpp>
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
+#include <sturdy/events.hpp>
 #include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/policy_options.hpp>
 #include <sturdy/detail/option_check.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -63,13 +67,14 @@ struct retry_event {
 };
 
 /// Settings of a retry policy. The defaults are the official SDKs' contract.
-struct retry_options {
+///
+/// `should_handle` (policy_options) chooses the failures that are retried; empty: is_transient.
+/// `name` (empty: "retry") names the policy in its events.
+struct retry_options : policy_options {
     /// Retries after the first attempt.
     int max_retries = 2;
-    /// Which errors to retry. Empty: is_transient.
-    std::function<bool(const error&)> retry_on = is_transient;
-    /// Retries allowed per error kind, replacing `retry_on` and `max_retries` for that kind (as
-    /// LiteLLM's RetryPolicy): `opts.retries_for(error_kind::rate_limit, 5)`.
+    /// Retries allowed per error kind, replacing `should_handle` and `max_retries` for that kind
+    /// (as LiteLLM's RetryPolicy): `opts.retries_for(error_kind::rate_limit, 5)`.
     std::array<std::optional<int>, error_kind_count> max_retries_by_kind{};
     /// How long to wait.
     sturdy::backoff backoff = sturdy::backoff::official();
@@ -83,7 +88,7 @@ struct retry_options {
     std::optional<clock::duration> max_elapsed;
     /// Shared across calls: retries stop when it is spent (see sturdy/retry_budget.hpp).
     std::shared_ptr<retry_budget> budget;
-    /// Called before each retry's wait.
+    /// Called before each retry's wait, then the call's event_sink::on_retry.
     std::function<void(const retry_event&)> on_retry;
 
     retry_options& retries_for(error_kind kind, int retries) {
@@ -94,7 +99,8 @@ struct retry_options {
 
 /// Retries failed attempts with backoff, honouring the server's Retry-After. Never retries a
 /// stream once content reached the caller, never waits past the call's deadline, and stops
-/// waiting when the call is cancelled.
+/// waiting when the call is cancelled. Each retry is reported, before its wait, to `on_retry` and
+/// then to the call's event sink, from the thread whose attempt failed.
 ///
 ///     sturdy::retry_policy retry;                       // the official contract
 ///     sturdy::retry_options opts;
@@ -103,8 +109,8 @@ struct retry_options {
 ///     sturdy::retry_policy patient(opts);
 class retry_policy : public blocking_form<retry_policy> {
 public:
-    /// Throws std::invalid_argument for a negative max_retries or max_retries_by_kind, a negative
-    /// min_delay, or a max_delay below it.
+    /// Throws std::invalid_argument for a negative max_retries, max_retries_by_kind, min_delay or
+    /// retry_after_limit, a max_delay below min_delay, or a max_elapsed that is not positive.
     explicit retry_policy(retry_options options = {}, sturdy::timing timing = {})
         : options_(checked(std::move(options))), timing_(std::move(timing)) {}
     /// The official contract with `max_retries` retries.
@@ -126,7 +132,11 @@ private:
             detail::require_option(n.value_or(0) >= 0, policy, "max_retries_by_kind", "must not be negative");
         detail::require_option(o.min_delay >= clock::duration::zero(), policy, "min_delay", "must not be negative");
         detail::require_option(o.max_delay >= o.min_delay, policy, "max_delay", "must not be below min_delay");
-        return o;
+        detail::require_option(o.retry_after_limit >= clock::duration::zero(), policy, "retry_after_limit",
+                               "must not be negative");
+        detail::require_option(!o.max_elapsed || *o.max_elapsed > clock::duration::zero(), policy, "max_elapsed",
+                               "must be positive when set");
+        return detail::named(std::move(o), "retry");
     }
     static retry_options with_retries(int n) {
         retry_options o;
@@ -179,9 +189,10 @@ private:
         if (!wait) return finish(std::move(outcome));
         ++retries_by_kind_[kind];
         ++retries_;
-        if (policy_.options_.on_retry)
-            policy_.options_.on_retry(
-                retry_event{ctx_.op, ctx_.effective_model(), retries_, wait->delay, failure, wait->from_retry_after});
+        const auto& o = policy_.options_;
+        detail::emit(
+            o.on_retry, ctx_.events, detail::source(ctx_, o.name),
+            retry_event{ctx_.op, ctx_.effective_model(), retries_, wait->delay, failure, wait->from_retry_after});
         ctx_.exec->after(
             *policy_.timing_.clock, wait->delay, ctx_.cancel, [self = this->shared_from_this(), failure](bool elapsed) {
                 if (elapsed) return attempt(std::move(self));
@@ -215,7 +226,7 @@ inline std::optional<retry_policy::plan> retry_policy::next_wait(const call_cont
     if (ctx.state->committed() || ctx.cancel.cancelled()) return std::nullopt;
     const auto& per_kind = options_.max_retries_by_kind[static_cast<std::size_t>(e.kind())];
     if (per_kind ? retries_of_kind >= *per_kind
-                 : (retries >= options_.max_retries || !matches(options_.retry_on, is_transient, e)))
+                 : (retries >= options_.max_retries || !matches(options_.should_handle, is_transient, e)))
         return std::nullopt;
 
     plan p{clock::duration::zero(), false};

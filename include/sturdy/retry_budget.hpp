@@ -3,17 +3,21 @@
 /// A retry budget shared by many calls: during an outage, retries stop multiplying the load.
 
 #include <sturdy/clock.hpp>
+#include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/outcome_window.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <mutex>
+#include <string_view>
 #include <utility>
 
 namespace sturdy {
 
-/// Settings of a retry budget.
+/// Settings of a retry budget. Not a policy's options (no policy_options base): a budget acts on
+/// no failure and reports no event, it only counts what the retry policies sharing it do.
 struct retry_budget_options {
     /// Retries allowed per call made, over the window: 0.2 lets retries add at most 20% load.
     double ratio = 0.2;
@@ -32,8 +36,10 @@ struct retry_budget_options {
 ///     opts.budget = budget;
 class retry_budget {
 public:
+    /// Throws std::invalid_argument for a ratio that is negative or not finite, a negative
+    /// min_retries, or a window that is not positive.
     explicit retry_budget(retry_budget_options options = {}, sturdy::timing timing = {})
-        : options_(options), timing_(std::move(timing)), calls_(options.window), retries_(options.window) {}
+        : options_(checked(options)), timing_(std::move(timing)), calls_(options_.window), retries_(options_.window) {}
 
     /// A call started.
     void record_call() {
@@ -68,6 +74,15 @@ public:
     }
 
 private:
+    static retry_budget_options checked(const retry_budget_options& o) {
+        constexpr std::string_view budget = "retry_budget";
+        detail::require_option(std::isfinite(o.ratio) && o.ratio >= 0, budget, "ratio",
+                               "must be finite and not negative");
+        detail::require_option(o.min_retries >= 0, budget, "min_retries", "must not be negative");
+        detail::require_option(o.window > clock::duration::zero(), budget, "window", "must be positive");
+        return o;
+    }
+
     double available_at(clock::time_point now) const {
         const auto calls = static_cast<double>(calls_.sums(now).calls);
         const auto retries = static_cast<double>(retries_.sums(now).calls);

@@ -26,12 +26,15 @@
 #include <sturdy/tokens.hpp>
 #include <sturdy/context_window.hpp>
 #include <sturdy/call_info.hpp>
+#include <sturdy/observation.hpp>
 
 #include <sturdy/properties.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/providers.hpp>
 
 // Policies: the seam, composition, then each policy. See pipeline.hpp for composition order.
+#include <sturdy/policy_options.hpp>
+#include <sturdy/events.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/executor.hpp>
 #include <sturdy/pipeline.hpp>

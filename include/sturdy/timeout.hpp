@@ -16,10 +16,12 @@
 #include <sturdy/executor.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/result.hpp>
+#include <sturdy/detail/option_check.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <optional>
+#include <string_view>
 #include <utility>
 
 namespace sturdy {
@@ -74,7 +76,9 @@ inline std::optional<std::chrono::milliseconds> tighter(std::optional<std::chron
 /// One deadline for everything inside it: retries, fallbacks, hedges and their waits.
 class deadline_policy : public blocking_form<deadline_policy> {
 public:
-    explicit deadline_policy(clock::duration total, sturdy::timing timing = {}) : total_(total), timing_(std::move(timing)) {}
+    /// Throws std::invalid_argument for a `total` that is not positive.
+    explicit deadline_policy(clock::duration total, sturdy::timing timing = {})
+        : total_(checked(total)), timing_(std::move(timing)) {}
 
     template <class T, class Next, class Done>
     void start(call_context& ctx, Next next, Done done) const {
@@ -86,11 +90,18 @@ public:
     clock::duration total() const noexcept { return total_; }
 
 private:
+    static clock::duration checked(clock::duration total) {
+        detail::require_option(total > clock::duration::zero(), "deadline_policy", "total", "must be positive");
+        return total;
+    }
+
     clock::duration total_;
     sturdy::timing timing_;
 };
 
-/// Limits of each attempt made inside this policy (so place it inside a retry).
+/// Limits of each attempt made inside this policy (so place it inside a retry). Each one set must
+/// be positive. Not a policy_options: a timeout acts on no failure and reports no event, so a
+/// `should_handle` here would be read by nothing (the timeout error comes from the attempt).
 struct timeout_options {
     /// The whole attempt, from request to the end of the reply.
     std::optional<clock::duration> attempt;
@@ -102,8 +113,9 @@ struct timeout_options {
 
 class timeout_policy : public blocking_form<timeout_policy> {
 public:
+    /// Throws std::invalid_argument for a limit that is set but not positive.
     explicit timeout_policy(timeout_options options, sturdy::timing timing = {})
-        : options_(options), timing_(std::move(timing)) {}
+        : options_(checked(options)), timing_(std::move(timing)) {}
 
     template <class T, class Next, class Done>
     void start(call_context& ctx, Next next, Done done) const {
@@ -118,6 +130,15 @@ public:
     const timeout_options& options() const noexcept { return options_; }
 
 private:
+    static timeout_options checked(const timeout_options& o) {
+        constexpr std::string_view policy = "timeout_policy";
+        const auto positive = [](const auto& limit) { return !limit || *limit > limit->zero(); };
+        detail::require_option(positive(o.attempt), policy, "attempt", "must be positive when set");
+        detail::require_option(positive(o.first_token), policy, "first_token", "must be positive when set");
+        detail::require_option(positive(o.idle), policy, "idle", "must be positive when set");
+        return o;
+    }
+
     timeout_options options_;
     sturdy::timing timing_;
 };

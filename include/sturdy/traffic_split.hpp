@@ -30,12 +30,14 @@
 #include <sturdy/executor.hpp>
 #include <sturdy/options.hpp>
 #include <sturdy/policy.hpp>
+#include <sturdy/policy_options.hpp>
 #include <sturdy/detail/option_check.hpp>
 #include <sturdy/detail/outcome_window.hpp>
 #include <sturdy/detail/routing.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -52,10 +54,12 @@ namespace sturdy {
 /// When an arm is taken out of the split: its weight (and shadow share) drop to 0 once its error
 /// rate or its latency over the window crosses a threshold, judged from `min_samples` outcomes on.
 /// Outcomes are the arm's live and shadow calls; calls cancelled by the caller are not counted.
+/// Which failed ones count against the arm is the split's `should_handle` (every failure, by
+/// default), or the guard's own when it sets one.
 ///
 /// A call's latency is its arm's answering attempt's (else its last attempt's) as the client saw
 /// the transport: from sending the request to the reply, or to the first content for a stream
-/// (`call_context::last_reply.latency`). Waits of the client's own making inside the arm (its rate
+/// (the latency in its outcome's `observation()`). Waits of the client's own making inside the arm (its rate
 /// limiter's or bulkhead's queue, its retry's backoff) are not the arm's latency; a call its own
 /// policy refused without an attempt counts for the error rate but has no latency.
 ///
@@ -79,15 +83,17 @@ struct rollback_guard {
     std::optional<clock::duration> max_latency;
     /// In (0, 1]: 0.99 is the p99.
     double latency_percentile = 0.99;
-    /// Which errors count as failures. Empty: the default, every error.
-    std::function<bool(const error&)> counts_as_error = any_error;
+    /// Which failures count against this arm, in place of the split's `should_handle` (the same
+    /// meaning, for this arm only). Empty: the split's.
+    error_predicate should_handle{};
 };
 
 /// One arm of a split: a route, its share of the calls, and the policy its attempts run through.
 struct split_arm {
     /// Where: name (for reports), endpoint (null: the client's own) and model (empty: the request's).
     sturdy::route route;
-    /// Share of the calls, relative to the other arms' weights (90 and 10, or 0.9 and 0.1).
+    /// Share of the calls, relative to the other arms' weights (90 and 10, or 0.9 and 0.1); finite,
+    /// not negative.
     double weight = 0;
     /// Shadow mode: the fraction (0..1) of the calls answered by other arms that are also sent here.
     double shadow = 0;
@@ -149,12 +155,23 @@ struct shadow_event {
     operation op;
     split_outcome live;    ///< the answer the caller got
     split_outcome shadow;  ///< the copy's, never shown to the caller
-    bool cut;              ///< cancelled after outlasting `split_options::shadow_wait`
+    bool cut;              ///< cancelled after outlasting `traffic_split_options::shadow_wait`
 };
 
 /// Settings of a traffic split.
-struct split_options {
-    /// After the live arm answered, how long its shadows may go on before they are cancelled.
+///
+/// `should_handle` (policy_options) chooses the failures that count against an arm: in its
+/// guard's error rate (`rollback_guard`, whose own `should_handle` replaces it for that arm) and in
+/// its window figures (`split_arm_stats`). Empty: every failure. Whatever it says, a call the
+/// caller cancelled and a shadow cut after `shadow_wait` never count. `name` (default
+/// "traffic_split") names the split in events.
+///
+/// Events (`on_rollback`, `on_shadow`, and the call's `event_sink`) come from the arm whose outcome
+/// caused them: the arm rolled back, or the shadow's arm. They go to the sink of the call the
+/// outcome belongs to, even when a shadow ends after that call returned.
+struct traffic_split_options : policy_options {
+    /// After the live arm answered, how long its shadows may go on before they are cancelled; not
+    /// negative (zero: cut as soon as the live arm answers).
     /// Unset (the default): until they finish, so the candidate's latency is measured in full. Set:
     /// a shadow cut short counts with the time it had, never as a failure. A synchronous call
     /// returns once its shadows ended, so its caller waits at most this much longer (unset: for a
@@ -167,6 +184,9 @@ struct split_options {
     /// shadow's branch, the exception is dropped there: nothing is left to hand it to.
     std::function<void(const shadow_event&)> on_shadow;
 };
+
+/// The former name of `traffic_split_options`.
+using split_options [[deprecated("use traffic_split_options")]] = traffic_split_options;
 
 /// An arm's state and what it did since the split was made (window figures: over its guard's
 /// window, one minute without a guard).
@@ -201,12 +221,12 @@ public:
 
     clock::time_point now() const { return clock_->now(); }
 
-    /// An attempt made through `ctx`, started at `started`, has just ended.
-    void note(const call_context& ctx, clock::time_point started, bool answered) {
+    /// An attempt started at `started` has just ended, having seen `seen` of its reply.
+    void note(const reply_observation* seen, clock::time_point started, bool answered) {
         // The client's attempts report the transport's time (to the first content, for a
         // stream); one that reports none (a stream that failed before content, an attempt
         // function of the caller's) is timed here, around itself only.
-        const auto reported = ctx.last_reply.latency;
+        const auto reported = seen ? seen->latency : std::chrono::microseconds::zero();
         const auto latency = reported > std::chrono::microseconds::zero()
                                  ? reported
                                  : std::chrono::duration_cast<std::chrono::microseconds>(clock_->now() - started);
@@ -233,11 +253,10 @@ private:
 template <class T, class K>
 struct timed_outcome {
     std::shared_ptr<attempt_latency> latency;
-    call_context* ctx;
     clock::time_point started;
     K k;
     void operator()(result<T> outcome) {
-        latency->note(*ctx, started, static_cast<bool>(outcome));
+        latency->note(outcome.observation(), started, static_cast<bool>(outcome));
         k(std::move(outcome));
     }
 };
@@ -249,7 +268,7 @@ struct timed_next {
     std::shared_ptr<attempt_latency> latency;
     template <class K>
     void operator()(call_context& ctx, K&& k) const {
-        next(ctx, timed_outcome<T, std::decay_t<K>>{latency, &ctx, latency->now(), std::forward<K>(k)});
+        next(ctx, timed_outcome<T, std::decay_t<K>>{latency, latency->now(), std::forward<K>(k)});
     }
 };
 
@@ -264,7 +283,6 @@ struct shadow_run {
         ctx.silent = true;
         ctx.cancel = stop.token();
         ctx.route = std::move(to);
-        ctx.last_reply = {};
     }
     shadow_run(const shadow_run&) = delete;
     shadow_run& operator=(const shadow_run&) = delete;
@@ -296,8 +314,11 @@ struct shadow_run {
 /// call's executor, which also runs the shadows (see the top of this file).
 class traffic_split : public blocking_form<traffic_split> {
 public:
-    /// Throws std::invalid_argument for a guard whose options make no sense (`rollback_guard`).
-    explicit traffic_split(std::vector<split_arm> arms, split_options options = {}, sturdy::timing timing = {});
+    /// Throws std::invalid_argument for options that make no sense: a negative `shadow_wait`, an
+    /// arm's negative or infinite weight, a shadow share outside 0..1, a guard's (`rollback_guard`),
+    /// and two arms of one name (a name is how a call pins or prefers an arm, and how stats and
+    /// `per_route` tell them apart).
+    explicit traffic_split(std::vector<split_arm> arms, traffic_split_options options = {}, sturdy::timing timing = {});
 
     template <class T, class Next, class Done>
     void start(call_context& ctx, Next next, Done done) const;
@@ -312,14 +333,14 @@ public:
     /// Per arm, in the order given.
     std::vector<split_arm_stats> stats() const;
     std::optional<split_arm_stats> stats_for(std::string_view name) const;
-    const split_options& options() const noexcept { return state_->options; }
+    const traffic_split_options& options() const noexcept { return state_->options; }
 
 private:
     struct arm_state {
         arm_state(split_arm&& a, std::size_t index)
             : route(detail::share_route(std::move(a.route), index)), policy(std::move(a.policy)),
-              guard(checked(std::move(a.guard))), weight(std::max(a.weight, 0.0)),
-              shadow(std::clamp(a.shadow, 0.0, 1.0)), window(guard ? guard->window : std::chrono::minutes(1)) {}
+              guard(checked(std::move(a.guard))), weight(checked_weight(a.weight)), shadow(checked_shadow(a.shadow)),
+              window(guard ? guard->window : std::chrono::minutes(1)) {}
 
         std::shared_ptr<const sturdy::route> route;
         any_policy policy;
@@ -332,7 +353,7 @@ private:
         std::uint64_t calls = 0, failures = 0, shadow_calls = 0, shadow_failures = 0, shadow_cut = 0;
     };
     struct state {
-        split_options options;
+        traffic_split_options options;
         sturdy::timing timing;
         mutable std::mutex mutex;
         std::vector<arm_state> arms;
@@ -363,12 +384,15 @@ private:
     template <class T>
     struct shadow_outcome;
 
+    static traffic_split_options checked(traffic_split_options options);
     static std::optional<rollback_guard> checked(std::optional<rollback_guard> guard);
+    static double checked_weight(double weight);
+    static double checked_shadow(double shadow);
     // The decisions: functions of the call, the injected random source and the time given.
     choice choose(const call_context& ctx, const std::vector<std::size_t>& plan) const;
     std::size_t pick(const call_context& ctx, const std::vector<std::size_t>& plan, double draw) const;
     std::optional<rollback> record(std::size_t arm, const arm_outcome& outcome, clock::time_point now) const;
-    void report(const std::optional<rollback>& r) const;
+    void report(const std::optional<rollback>& r, event_sink* events) const;
     // The glue: a call's live arm and shadows, each ending on its own branch.
     template <class T, class Next>
     void start_shadow(const std::shared_ptr<split_call>& call, std::size_t arm, call_context& live,
@@ -384,12 +408,30 @@ private:
     std::shared_ptr<state> state_;
 };
 
-inline traffic_split::traffic_split(std::vector<split_arm> arms, split_options options, sturdy::timing timing)
+inline traffic_split::traffic_split(std::vector<split_arm> arms, traffic_split_options options, sturdy::timing timing)
     : state_(std::make_shared<state>()) {
-    state_->options = std::move(options);
+    state_->options = checked(std::move(options));
     state_->timing = std::move(timing);
     state_->arms.reserve(arms.size());
     for (std::size_t i = 0; i < arms.size(); ++i) state_->arms.emplace_back(std::move(arms[i]), i);
+    detail::require_distinct_names(state_->arms, "traffic_split", "split_arm");
+}
+
+inline traffic_split_options traffic_split::checked(traffic_split_options options) {
+    detail::require_option(!options.shadow_wait || *options.shadow_wait >= clock::duration::zero(), "traffic_split",
+                           "shadow_wait", "must not be negative");
+    return detail::named(std::move(options), "traffic_split");
+}
+
+inline double traffic_split::checked_weight(double weight) {
+    detail::require_option(std::isfinite(weight) && weight >= 0, "traffic_split", "split_arm.weight",
+                           "must be finite and not negative");
+    return weight;
+}
+
+inline double traffic_split::checked_shadow(double shadow) {
+    detail::require_option(shadow >= 0 && shadow <= 1, "traffic_split", "split_arm.shadow", "must be in [0, 1]");
+    return shadow;
 }
 
 inline std::optional<rollback_guard> traffic_split::checked(std::optional<rollback_guard> guard) {
@@ -410,12 +452,13 @@ inline std::optional<rollback_guard> traffic_split::checked(std::optional<rollba
 /// One call through a split, shared by its live arm and its shadows, each ending on its own branch.
 /// A shadow is reported once both it and the live arm have ended, by whichever ended last.
 struct traffic_split::split_call {
-    split_call(const traffic_split& policy, operation what, std::size_t live_arm)
-        : split(policy), op(what), live(live_arm),
+    split_call(const traffic_split& policy, const call_context& ctx, std::size_t live_arm)
+        : split(policy), op(ctx.op), events(ctx.events), live(live_arm),
           live_timing(std::make_shared<detail::attempt_latency>(policy.state_->timing.clock)) {}
 
     const traffic_split split;  // a copy sharing the state: shadows may end after the call did
     const operation op;
+    event_sink* const events;  // the call's: its shadows' events go there too, whenever they end
     const std::size_t live;
     const std::shared_ptr<detail::attempt_latency> live_timing;
     cancellation_source shadows_ended;  // fired by the last shadow to end: the cut need not wait
@@ -467,7 +510,7 @@ void traffic_split::start(call_context& ctx, Next next, Done done) const {
     const auto plan = detail::route_plan(arms, ctx);
     if (!plan) return done(plan.error());
     const choice chosen = choose(ctx, *plan);
-    auto call = std::make_shared<split_call>(*this, ctx.op, chosen.live);
+    auto call = std::make_shared<split_call>(*this, ctx, chosen.live);
     // Shadows start first, so they run beside the live call rather than after it.
     for (std::size_t arm : chosen.shadows) start_shadow<T>(call, arm, ctx, next);
 
@@ -517,7 +560,7 @@ void traffic_split::start_shadow(const std::shared_ptr<split_call>& call, std::s
 inline void traffic_split::end_live(const std::shared_ptr<split_call>& call, std::optional<error> failure,
                                     executor& exec) const {
     const auto latency = call->live_timing->latency();
-    report(record(call->live, arm_outcome{failure, latency, false, false}, state_->timing.clock->now()));
+    report(record(call->live, arm_outcome{failure, latency, false, false}, state_->timing.clock->now()), call->events);
     std::vector<std::shared_ptr<detail::shadow_run>> ended;
     bool running = false;
     {
@@ -552,12 +595,17 @@ inline void traffic_split::end_shadow(split_call& call, detail::shadow_run& run,
 
 inline void traffic_split::report_shadow(const split_call& call, const detail::shadow_run& run) const {
     const auto shadow_latency = run.latency->latency();
-    report(record(run.arm, arm_outcome{run.failure, shadow_latency, true, run.cut}, state_->timing.clock->now()));
-    if (!state_->options.on_shadow) return;
+    report(record(run.arm, arm_outcome{run.failure, shadow_latency, true, run.cut}, state_->timing.clock->now()),
+           call.events);
+    const auto& opts = state_->options;
+    if (!opts.on_shadow && !call.events) return;  // nothing to build the outcomes' copies for
     const auto zero = std::chrono::microseconds::zero();
-    state_->options.on_shadow(shadow_event{
-        call.op, split_outcome{*state_->arms[call.live].route, call.live_failure, call.live_latency.value_or(zero)},
-        split_outcome{*state_->arms[run.arm].route, run.failure, shadow_latency.value_or(zero)}, run.cut});
+    const auto& shadow_route = *state_->arms[run.arm].route;
+    detail::emit(
+        opts.on_shadow, call.events, event_source{opts.name, shadow_route.name},
+        shadow_event{call.op,
+                     split_outcome{*state_->arms[call.live].route, call.live_failure, call.live_latency.value_or(zero)},
+                     split_outcome{shadow_route, run.failure, shadow_latency.value_or(zero)}, run.cut});
 }
 
 // Cuts the shadows still running once `wait` has passed, unless they all end first. The wait runs
@@ -652,7 +700,8 @@ inline std::optional<traffic_split::rollback> traffic_split::record(std::size_t 
     }
     // A call the caller cancelled says nothing of the arm; one cut for time says it was slow.
     if (failure && failure->kind() == error_kind::cancelled && !outcome.cut) return std::nullopt;
-    const bool failed = failure && !outcome.cut && (!a.guard || matches(a.guard->counts_as_error, any_error, *failure));
+    const auto& counts = a.guard && a.guard->should_handle ? a.guard->should_handle : state_->options.should_handle;
+    const bool failed = failure && !outcome.cut && matches(counts, any_error, *failure);
     a.window.record(now, failed, outcome.latency);
 
     if (!a.guard || a.rolled_back) return std::nullopt;
@@ -670,9 +719,12 @@ inline std::optional<traffic_split::rollback> traffic_split::record(std::size_t 
     return rollback{arm, *reason, sums.failure_ratio(), percentile, sums.calls};
 }
 
-inline void traffic_split::report(const std::optional<rollback>& r) const {
-    if (!r || !state_->options.on_rollback) return;
-    state_->options.on_rollback(rollback_event{*state_->arms[r->arm].route, r->reason, r->error_rate, r->latency, r->samples});
+inline void traffic_split::report(const std::optional<rollback>& r, event_sink* events) const {
+    if (!r) return;
+    const auto& opts = state_->options;
+    const auto& arm = *state_->arms[r->arm].route;
+    detail::emit(opts.on_rollback, events, event_source{opts.name, arm.name},
+                 rollback_event{arm, r->reason, r->error_rate, r->latency, r->samples});
 }
 
 inline bool traffic_split::set_weight(std::string_view name, double w) const {

@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -118,12 +119,17 @@ inline void check_rate_limit(const std::uint8_t* data, std::size_t size) {
         sturdy::call_context ctx(sturdy::operation::chat, "m", state);
         ctx.estimated_prompt_tokens = 10;  // a call that needs tokens: a token hold applies to it
         ctx.max_output_tokens = 0;
-        return limiter.execute(ctx, [&](sturdy::call_context& c) -> sturdy::result<int> {
+        return limiter.execute(ctx, [&](sturdy::call_context&) -> sturdy::result<int> {
             if (!first) return 42;
-            c.last_reply.headers = headers;
-            if (!too_many) return 42;
-            c.last_reply.status = 429;
-            return sturdy::detail::status_error(429, headers, "", "", fake.wall_now());
+            auto seen = std::make_shared<sturdy::reply_observation>();
+            seen->headers = headers;
+            sturdy::result<int> out = 42;
+            if (too_many) {
+                seen->status = 429;
+                out = sturdy::detail::status_error(429, headers, "", "", fake.wall_now());
+            }
+            out.set_observation(std::move(seen));
+            return out;
         });
     };
     auto require_sane = [&](const sturdy::result<int>& r, const char* which) {

@@ -222,3 +222,39 @@ TEST_CASE("report: model(id) through a fallback chain says which route answered"
     CHECK(there.error().kind() == error_kind::not_found);
     CHECK(kimi.requests().size() == 1);
 }
+
+TEST_CASE("report: an outcome carries what its attempt saw of the reply", "[socket][report]") {
+    sturdy_test::script_server srv;
+    srv.enqueue(reply::json(200, R"({"id":"c","object":"chat.completion","created":1,"model":"m",
+        "choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],
+        "usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})")
+                    .header("x-ratelimit-remaining-requests", "41"));
+    srv.enqueue(reply::json(429, R"({"error":{"message":"slow down"}})").header("retry-after", "7"));
+    sturdy::basic_client<sturdy::curl_transport, sturdy::no_policy> client(options_for(srv));
+
+    auto answered = client.try_chat(hello);
+    REQUIRE(answered.has_value());
+    const sturdy::reply_observation* seen = answered.observation();
+    REQUIRE(seen != nullptr);
+    CHECK(seen->status == 200);
+    CHECK(seen->headers.get("x-ratelimit-remaining-requests") == "41");
+    REQUIRE(seen->usage.has_value());
+    CHECK(seen->usage->total_tokens == 7);
+    CHECK(seen->latency.count() > 0);
+
+    auto refused = client.try_chat(hello);
+    REQUIRE_FALSE(refused.has_value());
+    REQUIRE(refused.observation() != nullptr);
+    CHECK(refused.observation()->status == 429);
+    CHECK(refused.observation()->headers.get("retry-after") == "7");
+    CHECK_FALSE(refused.observation()->usage.has_value());
+}
+
+TEST_CASE("report: a policy's own refusal carries no observation: no attempt made it", "[socket][report]") {
+    sturdy_test::script_server srv;
+    sturdy::basic_client<sturdy::curl_transport, requires_tenant> client(options_for(srv));
+    auto refused = client.try_models();
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.observation() == nullptr);
+    CHECK(srv.requests().empty());
+}

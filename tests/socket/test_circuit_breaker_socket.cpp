@@ -8,8 +8,11 @@
 #include "support/script_server.hpp"
 
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using sturdy::circuit_state;
@@ -121,4 +124,40 @@ TEST_CASE("breaker over sockets: on the real clock, waiting out retry_after lets
     CHECK(client.try_chat(hello).has_value());
     CHECK(breaker.state() == circuit_state::closed);
     CHECK(srv.request_count() == 4);
+}
+
+TEST_CASE("breaker over sockets: the client's event sink hears the breaker's changes and refusals, by name",
+          "[socket][breaker]") {
+    struct breaker_log : sturdy::event_sink {
+        std::mutex mutex;
+        std::vector<std::string> heard;
+        void add(const sturdy::event_source& from, std::string what) {
+            std::lock_guard<std::mutex> lock(mutex);
+            heard.push_back(std::string(from.policy) + "@" + std::string(from.route) + " " + what);
+        }
+        void on_circuit_state(const sturdy::event_source& from, const sturdy::circuit_state_event& e) override {
+            add(from, std::string(sturdy::to_string(e.from)) + "->" + std::string(sturdy::to_string(e.to)));
+        }
+        void on_circuit_rejected(const sturdy::event_source& from, const sturdy::circuit_rejection_event&) override {
+            add(from, "refused");
+        }
+    };
+    sturdy_test::script_server srv;
+    for (int i = 0; i < 3; ++i) srv.enqueue(reply::json(503, busy));
+    srv.enqueue(reply::json(200, chat_ok));
+    sturdy::testing::fake_clock fake;
+    auto breaker = named_breaker(fake.timing());
+    sturdy::client_options o;
+    o.base_url = srv.base_url();
+    o.api_key = "sk-breaker-test";
+    o.timeout = 5s;
+    auto log = std::make_shared<breaker_log>();
+    o.events = log;  // every call of this client reports to it
+    const sturdy::basic_client<sturdy::curl_transport, sturdy::circuit_breaker> client(o, breaker);
+
+    for (int i = 0; i < 4; ++i) client.try_chat(hello);
+    fake.advance(30s);
+    CHECK(client.try_chat(hello).has_value());
+    CHECK(log->heard == std::vector<std::string>{"script-server@ closed->open", "script-server@ refused",
+                                                 "script-server@ open->half_open", "script-server@ half_open->closed"});
 }

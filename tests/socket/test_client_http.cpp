@@ -262,13 +262,13 @@ struct status_observer {
     template <class Attempt>
     auto execute(sturdy::call_context& ctx, Attempt&& attempt) const -> decltype(attempt(ctx)) {
         auto r = attempt(ctx);
-        statuses->push_back(ctx.last_reply.status);
+        statuses->push_back(r.observation() ? r.observation()->status : -1);
         return r;
     }
 };
 }  // namespace
 
-TEST_CASE("http: each attempt's reply observation starts afresh", "[socket]") {
+TEST_CASE("http: each attempt's outcome carries its own observation, never an earlier one's", "[socket]") {
     // The second attempt, which got no reply at all, must not show the first one's status.
     std::vector<int> statuses;
     sturdy_test::script_server srv;

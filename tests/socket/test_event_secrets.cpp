@@ -130,7 +130,7 @@ TEST_CASE("secrets: a failed shadow call's error reaches on_shadow without the k
     live.enqueue(reply::json(200, good_reply));
     candidate.enqueue(echoing(401));
     seen_texts seen;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_shadow = [&](const sturdy::shadow_event& e) {
         if (e.shadow.failure) seen.add(*e.shadow.failure);
     };

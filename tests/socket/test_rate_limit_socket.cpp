@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -155,4 +157,37 @@ TEST_CASE("rate limits: following x-ratelimit headers holds calls until the serv
     CHECK(waits.front() > 100ms);  // the fourth call waited for the window, instead of meeting a 429
     CHECK(waits.front() <= 300ms);
     CHECK(demo.requests() <= 5);
+}
+
+TEST_CASE("rate limits: the client's event sink hears the limiter's waits and refusals, by name",
+          "[socket][rate_limiter]") {
+    struct limiter_log : sturdy::event_sink {
+        std::mutex mutex;
+        std::vector<std::string> heard;
+        void on_rate_limited(const sturdy::event_source& from, const sturdy::rate_limited_event& e) override {
+            std::lock_guard<std::mutex> lock(mutex);
+            heard.push_back(std::string(from.policy) + "@" + std::string(from.route) +
+                            (e.rejected ? " refused" : " waits"));
+        }
+    };
+    sturdy_demo::server demo;
+    demo.start();
+    auto log = std::make_shared<limiter_log>();
+    auto options = demo_options(demo);
+    options.events = log;  // every call of this client reports to it
+    sturdy::rate_limiter_options limits;
+    limits.name = "rpm";
+    limits.requests = 1;
+    limits.period = 300ms;  // longer than a call to the local server takes
+    limits.max_wait = 2s;
+    const sturdy::basic_client<sturdy::curl_transport, sturdy::rate_limiter> client(options,
+                                                                                    sturdy::rate_limiter(limits));
+
+    CHECK(client.try_chat(prompt(0)).has_value());
+    CHECK(client.try_chat(prompt(1)).has_value());  // waits for the first to leave the window
+    sturdy::request_options hurried;
+    hurried.total_timeout = 1ms;  // the next start is ~300 ms away: past this call's deadline
+    CHECK(client.try_chat(prompt(2), hurried).error().kind() == error_kind::rate_limited);
+    std::lock_guard<std::mutex> lock(log->mutex);
+    CHECK(log->heard == std::vector<std::string>{"rpm@ waits", "rpm@ refused"});
 }

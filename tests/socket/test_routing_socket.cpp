@@ -184,7 +184,7 @@ TEST_CASE("routing: a streamed shadow never reaches the caller's callback nor ta
     demo.set_model_latency("demo-mini", 150ms);
     std::mutex mutex;
     std::vector<sturdy::shadow_event> events;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_shadow = [&](const sturdy::shadow_event& e) {
         std::lock_guard<std::mutex> lock(mutex);
         events.push_back(e);
@@ -220,4 +220,45 @@ TEST_CASE("routing: a streamed shadow never reaches the caller's callback nor ta
     CHECK(stats[0].calls == 1);
     CHECK(stats[1].shadow_calls == 1);
     CHECK(stats[1].shadow_failures == 0);
+}
+
+TEST_CASE("routing: the client's event sink hears a split's rollback and shadow, named after the split and the arm",
+          "[socket][split][events]") {
+    sturdy_demo::server demo;
+    demo.start();
+    demo.set_model_down("demo-large", true, 503);
+    struct split_journal final : sturdy::event_sink {
+        std::mutex mutex;
+        std::vector<std::string> lines;
+        void on_rollback(const sturdy::event_source& from, const sturdy::rollback_event& e) override {
+            add("rollback " + std::string(from.policy) + "@" + std::string(from.route) + " " + e.arm.name);
+        }
+        void on_shadow(const sturdy::event_source& from, const sturdy::shadow_event& e) override {
+            add("shadow " + std::string(from.policy) + "@" + std::string(from.route) + " " +
+                std::to_string(e.shadow.failure ? e.shadow.failure->status() : 200));
+        }
+        void add(std::string line) {
+            std::lock_guard<std::mutex> lock(mutex);
+            lines.push_back(std::move(line));
+        }
+    };
+    auto sink = std::make_shared<split_journal>();
+    auto options = options_for(demo.base_url(), "sk-demo");
+    options.events = sink;
+    sturdy::rollback_guard guard;
+    guard.min_samples = 1;
+    guard.max_error_rate = 0.5;
+    sturdy::traffic_split_options opts;
+    opts.name = "migration";
+    const split_client client(
+        options,
+        sturdy::traffic_split({sturdy::split_arm("stable", "demo-mini").with_weight(1),
+                               sturdy::split_arm("candidate", "demo-large").with_shadow(1.0).with_guard(guard)},
+                              opts));
+    auto answer = client.chat(hello);
+    CHECK(answer.call.route == "stable");
+    // A synchronous call's shadow has ended, and been reported, before the call returns.
+    std::lock_guard<std::mutex> lock(sink->mutex);
+    CHECK(sink->lines ==
+          std::vector<std::string>{"rollback migration@candidate candidate", "shadow migration@candidate 503"});
 }

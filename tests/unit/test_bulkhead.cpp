@@ -292,6 +292,78 @@ TEST_CASE("bulkhead: reports a wait and the admission after it", "[bulkhead]") {
     CHECK(events[1].model == "m");
 }
 
+namespace {
+
+/// A call's event sink that writes each bulkhead_event it hears, with its source, into a log the
+/// hooks write into too.
+class door_sink : public sturdy::event_sink {
+public:
+    explicit door_sink(std::vector<std::string>& log) : log_(log) {}
+    void on_bulkhead(const sturdy::event_source& from, const sturdy::bulkhead_event& e) override {
+        CHECK(e.bulkhead == from.policy);
+        log_.push_back("sink " + std::string(from.policy) + "@" + std::string(from.route) + " " +
+                       std::string(sturdy::to_string(e.action)));
+    }
+
+private:
+    std::vector<std::string>& log_;
+};
+
+}  // namespace
+
+TEST_CASE("bulkhead: its events reach the hook, then the call's sink, named after the bulkhead and the call's route",
+          "[bulkhead][events]") {
+    manual_clock fake(0, manual);
+    std::vector<std::string> log;  // written by the one thread that meets the door at a time
+    door_sink sink(log);
+    auto o = limits(1, 1, seconds(2));
+    o.on_event = [&](const sturdy::bulkhead_event& e) {
+        log.push_back("hook " + std::string(sturdy::to_string(e.action)));
+    };
+    const auto through = [&](const sturdy::bulkhead& pool, const char* route) {
+        sturdy::call_state state;
+        sturdy::call_context ctx(sturdy::operation::chat, "m", state);
+        ctx.events = &sink;
+        if (*route) ctx.route = std::make_shared<const sturdy::route>(sturdy::route{route, nullptr, ""});
+        return pool.execute(ctx, ok);
+    };
+    // The only slot is held by a call of the test's; the others queue, time out, or find the queue full.
+    const auto meet_full_pool = [&](const sturdy::bulkhead& pool) {
+        gate held;
+        caller first([&] {
+            return call(pool, [&](sturdy::call_context&) -> sturdy::result<int> {
+                held.pass();
+                return 1;
+            });
+        });
+        held.wait_for_arrivals(1);
+        caller queued([&] { return through(pool, "primary"); });
+        fake.wait_for_sleepers(1);
+        CHECK_FALSE(through(pool, "").has_value());  // the queue is full
+        fake.advance(seconds(2));
+        CHECK_FALSE(queued.outcome().has_value());  // timed out
+        held.open();
+        CHECK(first.outcome().has_value());
+    };
+
+    SECTION("unnamed: named by its kind") {
+        o.name.clear();
+        const sturdy::bulkhead pool(o, fake.timing());
+        CHECK(pool.options().name == "bulkhead");
+        meet_full_pool(pool);
+        CHECK(log == std::vector<std::string>{"hook queued", "sink bulkhead@primary queued", "hook queue_full",
+                                              "sink bulkhead@ queue_full", "hook timed_out",
+                                              "sink bulkhead@primary timed_out"});
+    }
+    SECTION("named, and heard by the sink alone") {
+        o.on_event = nullptr;
+        const sturdy::bulkhead pool(o, fake.timing());
+        meet_full_pool(pool);
+        CHECK(log == std::vector<std::string>{"sink pool@primary queued", "sink pool@ queue_full",
+                                              "sink pool@primary timed_out"});
+    }
+}
+
 TEST_CASE("bulkhead: copies share their slots", "[bulkhead]") {
     const sturdy::bulkhead pool(1);
     const sturdy::bulkhead copy = pool;
@@ -327,10 +399,31 @@ TEST_CASE("bulkhead: works inside compose() and a dynamic_pipeline", "[bulkhead]
     }
 }
 
-TEST_CASE("bulkhead: nonsense settings are refused", "[bulkhead]") {
+TEST_CASE("bulkhead: nonsense settings are refused, naming the field", "[bulkhead]") {
+    const auto refusal = [](const sturdy::bulkhead_options& o) {
+        try {
+            sturdy::bulkhead pool(o);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    auto handling = limits(1, 1);
+    handling.should_handle = sturdy::any_error;  // a bulkhead holds slots whatever the outcome: no failure to choose
+    const std::vector<std::pair<std::string, sturdy::bulkhead_options>> nonsense = {
+        {"max_concurrent", limits(0, 1)},
+        {"max_queue", limits(1, -1)},
+        {"max_wait", limits(1, 1, -nanoseconds(1))},
+        {"should_handle", handling},
+    };
+    for (const auto& [field, options] : nonsense) {
+        const auto what = refusal(options);
+        INFO(field << ": " << what);
+        CHECK(mentions(what, "sturdy::bulkhead: " + field + " "));
+    }
     CHECK_THROWS_AS(sturdy::bulkhead(0), std::invalid_argument);
-    CHECK_THROWS_AS(sturdy::bulkhead(limits(1, -1)), std::invalid_argument);
-    CHECK_THROWS_AS(sturdy::bulkhead(limits(1, 1, seconds(-1))), std::invalid_argument);
+    CHECK_FALSE(sturdy::bulkhead_options{}.should_handle);
+    CHECK(refusal(limits(1, 0, seconds(0))) == "accepted");
 }
 
 // ---- the executor seam ----

@@ -8,11 +8,13 @@
 #include <sturdy/testing/fake_clock.hpp>
 
 #include "support/catch.hpp"
+#include "support/gate.hpp"
 
 #include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -44,6 +46,8 @@ struct caller {
     sturdy::testing::fake_clock fake;
     int attempts = 0;
     std::vector<error> noted;  // errors the policy noted on the call's state
+    sturdy::event_sink* events = nullptr;        // each call's sink
+    std::shared_ptr<const sturdy::route> route;  // and the route each call is on
 
     // One call whose attempts take `takes` of virtual time and end with `failure`, or 42 without one.
     template <class Policy>
@@ -51,6 +55,8 @@ struct caller {
                                    sturdy::operation op = sturdy::operation::chat) {
         sturdy::call_state state;
         sturdy::call_context ctx(op, "m", state);
+        ctx.events = events;
+        ctx.route = route;
         auto out = policy.execute(ctx, [&](sturdy::call_context&) -> sturdy::result<int> {
             ++attempts;
             fake.advance(takes);
@@ -318,16 +324,35 @@ TEST_CASE("breaker: a deadline that passed before an attempt was sent counts nei
     CHECK(b.state() == circuit_state::open);
 }
 
-TEST_CASE("breaker: failure_on and ignore_on decide what counts", "[breaker]") {
+TEST_CASE("breaker: should_handle and ignore_on decide what counts", "[breaker]") {
     caller c;
     sturdy::circuit_breaker_options o;
-    o.failure_on = [](const error& e) { return e.status() == 404; };
+    o.should_handle = [](const error& e) { return e.status() == 404; };
     o.ignore_on = [](const error& e) { return e.status() == 500; };
     auto b = c.breaker(o);
     c.fail(b, 2, status_error(404));
     c.fail(b, 3, status_error(500));
     CHECK(b.state() == circuit_state::closed);
     c.fail(b, 1, status_error(404));
+    CHECK(b.state() == circuit_state::open);
+
+    caller other;
+    auto custom = other.breaker(o);
+    other.fail(custom, 3, server_error);  // not a 404: healthy by this predicate
+    CHECK(custom.state() == circuit_state::closed);
+    CHECK(custom.stats().successes == 3);
+}
+
+TEST_CASE("breaker: an empty should_handle is the documented default, is_transient", "[breaker]") {
+    sturdy::circuit_breaker_options o;
+    CHECK_FALSE(o.should_handle);  // empty, not a copy of the default to be overwritten
+    CHECK_FALSE(o.ignore_on);
+    caller c;
+    auto b = c.breaker(o);
+    c.fail(b, 3, status_error(404));  // counted, but not transient
+    CHECK(b.stats().successes == 3);
+    c.fail(b, 3, server_error);
+    CHECK(b.stats().failures == 3);
     CHECK(b.state() == circuit_state::open);
 }
 
@@ -625,6 +650,247 @@ TEST_CASE("breaker: stats count successes, failures, slow calls, ignored outcome
     CHECK(s.ignored == 1);
     CHECK(s.rejections == 2);
     CHECK(s.times_opened == 2);
+}
+
+namespace {
+
+/// One log, in order, of what hooks and sinks heard, from any thread.
+class journal {
+public:
+    void add(std::string line) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        lines_.push_back(std::move(line));
+    }
+    std::vector<std::string> lines() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return lines_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<std::string> lines_;
+};
+
+std::string change_text(const sturdy::circuit_state_event& e) {
+    return std::string(sturdy::to_string(e.from)) + "->" + std::string(sturdy::to_string(e.to));
+}
+
+/// A call's event sink: writes what it hears, with its own label and the event's source, into a journal.
+class journal_sink : public sturdy::event_sink {
+public:
+    journal_sink(journal& j, std::string label) : journal_(j), label_(std::move(label)) {}
+    void on_circuit_state(const sturdy::event_source& from, const sturdy::circuit_state_event& e) override {
+        CHECK(e.name == from.policy);
+        journal_.add(heard(from) + change_text(e));
+    }
+    void on_circuit_rejected(const sturdy::event_source& from, const sturdy::circuit_rejection_event& e) override {
+        journal_.add(heard(from) + "refused while " + std::string(sturdy::to_string(e.state)));
+    }
+
+private:
+    std::string heard(const sturdy::event_source& from) const {
+        return label_ + " " + std::string(from.policy) + "@" + std::string(from.route) + " ";
+    }
+    journal& journal_;
+    std::string label_;
+};
+
+/// Hooks that write into the journal too, to show their place before the sinks.
+sturdy::circuit_breaker_options journaled(journal& j, sturdy::circuit_breaker_options o = {}) {
+    o.on_state_change = [&j](const sturdy::circuit_state_event& e) { j.add("hook " + change_text(e)); };
+    o.on_rejected = [&j](const sturdy::circuit_rejection_event& e) {
+        j.add("hook refused while " + std::string(sturdy::to_string(e.state)));
+    };
+    return o;
+}
+
+std::shared_ptr<const sturdy::route> route_named(std::string name) {
+    return std::make_shared<const sturdy::route>(sturdy::route{std::move(name), nullptr, ""});
+}
+
+}  // namespace
+
+TEST_CASE("breaker: each change and refusal reaches the hook, then the sink of the call that made it",
+          "[breaker][events]") {
+    caller c;
+    journal j;
+    journal_sink first(j, "first"), second(j, "second");
+    auto b = c.breaker(journaled(j));  // unnamed: named by its kind
+    CHECK(b.name() == "circuit_breaker");
+    c.events = &first;
+    c.route = route_named("primary");
+    c.fail(b, 3);
+    auto refused = c(b);
+    CHECK(mentions(refused.error().what(), "circuit breaker is open"));  // the kind is no name to quote
+    c.fake.advance(seconds(30));
+    c.events = &second;
+    c.route = nullptr;
+    c(b);  // finds the break over, probes and closes the circuit
+    b.isolate();
+    b.reset();  // no call made these two: the hook alone hears them
+    CHECK(j.lines() == std::vector<std::string>{
+                           "hook closed->open",
+                           "first circuit_breaker@primary closed->open",
+                           "hook refused while open",
+                           "first circuit_breaker@primary refused while open",
+                           "hook open->half_open",
+                           "second circuit_breaker@ open->half_open",
+                           "hook half_open->closed",
+                           "second circuit_breaker@ half_open->closed",
+                           "hook closed->isolated",
+                           "hook isolated->closed",
+                       });
+}
+
+TEST_CASE("breaker: a sink hears a named breaker's changes without any hook set", "[breaker][events]") {
+    caller c;
+    journal j;
+    journal_sink sink(j, "sink");
+    sturdy::circuit_breaker_options o;
+    o.name = "api-e";
+    auto b = c.breaker(o);
+    c.events = &sink;
+    c.route = route_named("backup");
+    c.fail(b, 3);
+    CHECK(mentions(c(b).error().what(), "circuit breaker 'api-e' is open"));
+    b.isolate();  // heard by nobody: no hook, and no call made it
+    CHECK(j.lines() ==
+          std::vector<std::string>{"sink api-e@backup closed->open", "sink api-e@backup refused while open"});
+}
+
+TEST_CASE("breaker: a change made while another thread reports reaches its own call's sink before that call goes on",
+          "[breaker][events][concurrency]") {
+    caller c;
+    journal j;
+    sturdy_test::gate hook_held;
+    auto o = journaled(j);
+    const auto journal_hook = o.on_state_change;
+    o.on_state_change = [&](const sturdy::circuit_state_event& e) {
+        journal_hook(e);
+        if (e.to == circuit_state::open) hook_held.pass();  // the opening's report stalls here
+    };
+    auto b = c.breaker(o);
+    c.fail(b, 2);
+
+    journal_sink opener_sink(j, "opener"), prober_sink(j, "prober");
+    auto through = [&](journal_sink& sink, std::optional<error> failure, std::function<void()> inside = {}) {
+        sturdy::call_state state;
+        sturdy::call_context ctx(sturdy::operation::chat, "m", state);
+        ctx.events = &sink;
+        return b.execute(ctx, [&](sturdy::call_context&) -> sturdy::result<int> {
+            if (inside) inside();
+            if (failure) return *failure;
+            return 42;
+        });
+    };
+    std::thread opener([&] { through(opener_sink, server_error); });
+    hook_held.wait_for_arrivals(1);  // the circuit is open; its report is running, held in the hook
+    c.fake.advance(seconds(30));
+    std::vector<std::string> heard_before_probing;
+    std::thread prober([&] {
+        // This call finds the break over: its change waits behind the opening's report.
+        through(prober_sink, std::nullopt, [&] { heard_before_probing = j.lines(); });
+    });
+    std::this_thread::sleep_for(milliseconds(50));  // most often, the prober now waits for the report
+    hook_held.open();
+    opener.join();
+    prober.join();
+    const std::vector<std::string> half_open = {"hook closed->open", "opener circuit_breaker@ closed->open",
+                                                "hook open->half_open", "prober circuit_breaker@ open->half_open"};
+    CHECK(heard_before_probing == half_open);
+    auto all = half_open;
+    all.push_back("hook half_open->closed");
+    all.push_back("prober circuit_breaker@ half_open->closed");
+    CHECK(j.lines() == all);
+}
+
+TEST_CASE("breaker: a hook may change the state itself; the change is reported after it, in order",
+          "[breaker][events]") {
+    caller c;
+    journal j;
+    std::optional<sturdy::circuit_breaker> self;
+    auto o = journaled(j);
+    const auto journal_hook = o.on_state_change;
+    o.on_state_change = [&](const sturdy::circuit_state_event& e) {
+        journal_hook(e);
+        if (e.to != circuit_state::open) return;
+        c.fake.advance(seconds(30));
+        CHECK(self->state() == circuit_state::half_open);  // a change made inside the report: no deadlock
+        j.add("hook returns");
+    };
+    self = c.breaker(o);
+    c.fail(*self, 3);
+    CHECK(j.lines() == std::vector<std::string>{"hook closed->open", "hook returns", "hook open->half_open"});
+}
+
+TEST_CASE("breaker: a sink that throws at the break's end does not keep the probe's place", "[breaker][events]") {
+    caller c;
+    auto b = c.breaker();
+    c.fail(b, 3);
+    c.fake.advance(seconds(30));
+    struct throwing_sink : sturdy::event_sink {
+        void on_circuit_state(const sturdy::event_source&, const sturdy::circuit_state_event&) override {
+            throw std::runtime_error("a sink failed");
+        }
+    } thrower;
+    c.events = &thrower;
+    CHECK_THROWS_AS(c(b), std::runtime_error);
+    CHECK(c.attempts == 3);  // the call went no further
+    c.events = nullptr;
+    CHECK(c(b).has_value());  // the next call is the probe, not refused behind a lost one
+    CHECK(b.state() == circuit_state::closed);
+}
+
+TEST_CASE("breaker: each option that makes no sense is refused at construction, naming the field", "[breaker]") {
+    const auto refusal = [](const std::function<void(sturdy::circuit_breaker_options&)>& change) {
+        sturdy::circuit_breaker_options o;
+        change(o);
+        try {
+            sturdy::circuit_breaker b(o);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    using opts = sturdy::circuit_breaker_options;
+    const std::vector<std::pair<std::string, std::function<void(opts&)>>> nonsense = {
+        {"failure_threshold", [](opts& o) { o.failure_threshold = 0; }},
+        {"minimum_calls", [](opts& o) { o.minimum_calls = 0; }},
+        {"failure_ratio", [](opts& o) { o.failure_ratio = 0; }},
+        {"failure_ratio", [](opts& o) { o.failure_ratio = 1.01; }},
+        {"window", [](opts& o) { o.window = seconds(0); }},
+        {"break_duration", [](opts& o) { o.break_duration = milliseconds(-1); }},
+        {"half_open_retry_after", [](opts& o) { o.half_open_retry_after = milliseconds(-1); }},
+        {"slow_call_threshold", [](opts& o) { o.slow_call_threshold = milliseconds(-1); }},
+        {"slow_call_ratio",
+         [](opts& o) {
+             o = ratio_options(0.5, 10);
+             o.slow_call_threshold = seconds(1);
+             o.slow_call_ratio = 0;
+         }},
+        {"slow_call_ratio",
+         [](opts& o) {  // counted apart only in ratio mode: with consecutive failures it would do nothing
+             o.slow_call_threshold = seconds(1);
+             o.slow_call_ratio = 0.5;
+         }},
+        {"slow_call_ratio",
+         [](opts& o) {  // without a threshold no call is slow
+             o = ratio_options(0.5, 10);
+             o.slow_call_ratio = 0.5;
+         }},
+    };
+    for (const auto& [field, change] : nonsense) {
+        const auto what = refusal(change);
+        INFO(field << ": " << what);
+        CHECK(mentions(what, "sturdy::circuit_breaker: " + field + " "));
+    }
+    CHECK(refusal([](opts& o) {
+              o = ratio_options(1, 1);
+              o.slow_call_threshold = seconds(0);
+              o.slow_call_ratio = 1;
+              o.break_duration = seconds(0);
+              o.half_open_retry_after = seconds(0);
+          }) == "accepted");  // the edges of each range are sound
 }
 
 // ---- in pipelines ----

@@ -18,7 +18,9 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -178,7 +180,7 @@ TEST_CASE("fallback: an error that does not move on is returned at once", "[fall
 
 TEST_CASE("fallback: the predicate is the user's to choose", "[fallback]") {
     sturdy::fallback_options opts;
-    opts.fall_back_on = [](const error& e) { return e.is(error_kind::bad_request); };
+    opts.should_handle = [](const error& e) { return e.is(error_kind::bad_request); };
     provider p;
     p.down.emplace("model-a", failure(error_kind::bad_request, 400));
     call c;
@@ -677,6 +679,192 @@ TEST_CASE("per_route: one breaker per target, wherever it sits; the healthy targ
     call c;
     CHECK(run(chain, c, p).value() == "answer from m-b");
     CHECK(keyed.routes() == std::vector<std::string>{"deepseek", "kimi"});
+}
+
+// ---- the policy convention: name, events, should_handle, options ----
+
+namespace {
+
+// Writes down the chain's events as "<who> <kind> <policy>@<route> <target>", hooks and sink alike.
+struct fallback_log final : sturdy::event_sink {
+    std::vector<std::string> lines;
+    void on_fallback(const sturdy::event_source& from, const sturdy::fallback_event& e) override {
+        lines.push_back("sink move " + std::string(from.policy) + "@" + std::string(from.route) + " " + e.to.name);
+    }
+    void on_fallback_skip(const sturdy::event_source& from, const sturdy::fallback_skip_event& e) override {
+        lines.push_back("sink skip " + std::string(from.policy) + "@" + std::string(from.route) + " " + e.target.name);
+    }
+    void hook_into(sturdy::fallback_options& opts) {
+        opts.on_fallback = [this](const sturdy::fallback_event& e) { lines.push_back("hook move " + e.to.name); };
+        opts.on_skip = [this](const sturdy::fallback_skip_event& e) { lines.push_back("hook skip " + e.target.name); };
+    }
+};
+
+// "small" is passed over for its window before anything was tried; "primary" fails, "tiny" is
+// passed over after it, and "backup" answers.
+sturdy::fallback_policy skip_fail_skip_answer(sturdy::fallback_options opts) {
+    return sturdy::fallback_policy(
+        {fallback_target("small", "m-small").with_window(10), fallback_target("primary", "m-a"),
+         fallback_target("tiny", "m-tiny").with_window(10), fallback_target("backup", "m-b")},
+        std::move(opts));
+}
+
+std::string refusal(const std::function<void()>& make) {
+    try {
+        make();
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("fallback: events go to the hook, then the call's sink, from the route the call was on",
+          "[fallback][events]") {
+    fallback_log log;
+    provider p;
+    p.down.emplace("m-a", failure(error_kind::internal_server, 503));
+    call c;
+    c.ctx.events = &log;
+    c.ctx.estimated_prompt_tokens = 100;  // too many for the 10-token windows
+    sturdy::fallback_options opts;
+    log.hook_into(opts);
+
+    SECTION("the default name; off any route, a pass-over before the first target comes from nowhere") {
+        const auto chain = skip_fail_skip_answer(opts);
+        CHECK(chain.options().name == "fallback");
+        REQUIRE(run(chain, c, p).has_value());
+        CHECK(log.lines == std::vector<std::string>{"hook skip small", "sink skip fallback@ small", "hook skip tiny",
+                                                    "sink skip fallback@primary tiny", "hook move backup",
+                                                    "sink move fallback@primary backup"});
+    }
+    SECTION("a name of the user's; inside an outer route, that route until a target was tried") {
+        opts.name = "providers";
+        const auto outer = std::make_shared<const sturdy::route>(sturdy::route{"region-eu", nullptr, ""});
+        c.ctx.route = outer;
+        REQUIRE(run(skip_fail_skip_answer(opts), c, p).has_value());
+        CHECK(log.lines == std::vector<std::string>{"hook skip small", "sink skip providers@region-eu small",
+                                                    "hook skip tiny", "sink skip providers@primary tiny",
+                                                    "hook move backup", "sink move providers@primary backup"});
+        CHECK(c.ctx.route == outer);
+    }
+    SECTION("without a sink, the hooks alone") {
+        c.ctx.events = nullptr;
+        REQUIRE(run(skip_fail_skip_answer(opts), c, p).has_value());
+        CHECK(log.lines == std::vector<std::string>{"hook skip small", "hook skip tiny", "hook move backup"});
+    }
+    SECTION("without hooks, the sink alone") {
+        REQUIRE(run(skip_fail_skip_answer({}), c, p).has_value());
+        CHECK(log.lines == std::vector<std::string>{"sink skip fallback@ small", "sink skip fallback@primary tiny",
+                                                    "sink move fallback@primary backup"});
+    }
+}
+
+TEST_CASE("fallback: should_handle is empty by default, meaning should_fall_back", "[fallback][policy]") {
+    CHECK_FALSE(sturdy::fallback_options{}.should_handle);
+    CHECK_FALSE(sturdy::fallback_policy({}).options().should_handle);  // the chain keeps it empty
+    // A custom one is the chain's only say (the predicate test above); here, that it replaces the
+    // default rather than adding to it: a 503 the default moves on for now stays.
+    sturdy::fallback_options opts;
+    opts.should_handle = [](const error& e) { return e.is(error_kind::timeout); };
+    provider p;
+    p.down.emplace("model-a", failure(error_kind::internal_server, 503));
+    call c;
+    CHECK(run(two_targets(opts), c, p).error().status() == 503);
+    CHECK(p.asked.size() == 1);
+}
+
+TEST_CASE("fallback: the credential and window rules hold whatever should_handle says", "[fallback][policy]") {
+    sturdy::fallback_options never;
+    never.should_handle = [](const error&) { return false; };
+    sturdy::endpoint own;
+    own.base_url = "https://other.example/v1";
+    own.api_key = "sk-other";
+    sturdy::fallback_policy chain(
+        {fallback_target("shared", "m-a").with_window(8000), fallback_target("own-key", "m-b", own).with_window(16000)},
+        never);
+    SECTION("a 401 moves on to a target with a key of its own") {
+        provider p;
+        p.down.emplace("m-a", failure(error_kind::authentication, 401));
+        call c;
+        CHECK(run(chain, c, p).value() == "answer from m-b");
+    }
+    SECTION("a context_length_exceeded moves on to a larger window") {
+        provider p;
+        p.down.emplace("m-a", failure(error_kind::context_length_exceeded, 400, "context_length_exceeded"));
+        call c;
+        CHECK(run(chain, c, p).value() == "answer from m-b");
+    }
+    SECTION("anything else stays, as the predicate says") {
+        provider p;
+        p.down.emplace("m-a", failure(error_kind::internal_server, 503));
+        call c;
+        CHECK(run(chain, c, p).error().status() == 503);
+    }
+}
+
+TEST_CASE("fallback: options that make no sense are refused at construction, naming the field", "[fallback][policy]") {
+    const std::vector<fallback_target> two{fallback_target("a", "m-a"), fallback_target("b", "m-b")};
+    sturdy::fallback_options opts;
+    opts.cooldown = milliseconds(-1);
+    CHECK(refusal([&] { sturdy::fallback_policy chain(two, opts); }) ==
+          "sturdy::fallback_policy: cooldown must not be negative");
+    opts = {};
+    opts.max_cooldown = milliseconds(-1);
+    CHECK(refusal([&] { sturdy::fallback_policy chain(two, opts); }) ==
+          "sturdy::fallback_policy: max_cooldown must not be negative");
+    CHECK(refusal([] { sturdy::fallback_policy chain({fallback_target("a", "m-a").with_window(0)}); }) ==
+          "sturdy::fallback_policy: fallback_target.context_window must be positive");
+    // Unnamed targets are named after their model: two on one model need names of their own.
+    sturdy::endpoint other;
+    other.base_url = "https://other.example/v1";
+    CHECK(refusal([&] {
+              sturdy::fallback_policy chain({fallback_target("", "m-a"), fallback_target("", "m-a", other)});
+          }) == "sturdy::fallback_policy: fallback_target.route.name must differ from the others': 'm-a' names two");
+    // And the edges that make sense are not refused.
+    opts = {};
+    opts.cooldown = seconds(0);
+    opts.max_cooldown = seconds(0);
+    CHECK(refusal([&] {
+              sturdy::fallback_policy chain({fallback_target("a", "m-a").with_window(1), fallback_target("", "m-a")},
+                                            opts);
+          }) == "");
+}
+
+TEST_CASE("per_route: each route's breaker reports under its route's name, on that route",
+          "[fallback][per_route][events]") {
+    struct breaker_log final : sturdy::event_sink {
+        std::vector<std::string> lines;
+        void on_circuit_state(const sturdy::event_source& from, const sturdy::circuit_state_event&) override {
+            lines.push_back("state " + std::string(from.policy) + "@" + std::string(from.route));
+        }
+        void on_circuit_rejected(const sturdy::event_source& from, const sturdy::circuit_rejection_event&) override {
+            lines.push_back("rejected " + std::string(from.policy) + "@" + std::string(from.route));
+        }
+    };
+    sturdy::testing::fake_clock fake(8);
+    auto breaker_for = [&](const std::string& route) {
+        sturdy::circuit_breaker_options o;
+        o.name = route;  // the idiom per_route.hpp shows
+        o.failure_threshold = 1;
+        return sturdy::circuit_breaker(o, fake.timing());
+    };
+    auto keyed = sturdy::per_route(breaker_for);
+    std::vector<fallback_target> targets;
+    for (auto t : {fallback_target("deepseek", "m-a"), fallback_target("kimi", "m-b")})
+        targets.push_back(t.with_policy(keyed));
+    sturdy::fallback_policy chain(targets, {}, fake.timing());
+    provider p;
+    p.down.emplace("m-a", failure(error_kind::internal_server, 503));
+    breaker_log log;
+    for (int i = 0; i < 2; ++i) {
+        call c;
+        c.ctx.events = &log;
+        CHECK(run(chain, c, p).value() == "answer from m-b");
+    }
+    // The first call opens deepseek's breaker; the second meets it open. Kimi's never changes.
+    CHECK(log.lines == std::vector<std::string>{"state deepseek@deepseek", "rejected deepseek@deepseek"});
 }
 
 // ---- the executor seam ----

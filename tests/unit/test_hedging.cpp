@@ -9,13 +9,16 @@
 #include <sturdy/timeout.hpp>
 
 #include "support/catch.hpp"
+#include "support/observed.hpp"
 #include "support/gate.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -263,16 +266,19 @@ TEST_CASE("hedging: when the hedge answers first, the first attempt is cancelled
     check_hedge_wins(sturdy::hedging_policy(after(50ms), fake.timing()), fake, 50ms);
 }
 
-TEST_CASE("hedging: the winner's reply is copied back to the caller's context", "[hedging]") {
+TEST_CASE("hedging: the winner's outcome reaches the caller with what its attempt saw", "[hedging]") {
     manual fake(0, manual_mode);
     sturdy::hedging_policy h(after(0ms), fake.timing());
-    script s({hang(), [](sturdy::call_context& ctx) -> sturdy::result<int> {
-                  ctx.last_reply.status = 201;
-                  return 2;
+    script s({hang(), [](sturdy::call_context&) -> sturdy::result<int> {
+                  sturdy::reply_observation seen;
+                  seen.status = 201;
+                  return sturdy_test::observed<int>(2, seen);
               }});
     call c;
-    REQUIRE(h.execute(c.ctx, s));
-    CHECK(c.ctx.last_reply.status == 201);
+    auto out = h.execute(c.ctx, s);
+    REQUIRE(out);
+    REQUIRE(out.observation() != nullptr);
+    CHECK(out.observation()->status == 201);
     CHECK(s.of(1).cancelled);
 }
 
@@ -331,7 +337,7 @@ TEST_CASE("hedging: with hedge_on_failure off, a failure alone ends the call", "
     CHECK(c.state.hedges() == 0);
 }
 
-TEST_CASE("hedging: a failure hedge_on rejects ends the call at once and cancels the hedges", "[hedging]") {
+TEST_CASE("hedging: a failure should_handle rejects ends the call at once and cancels the hedges", "[hedging]") {
     manual fake(0, manual_mode);
     sturdy::hedging_policy h(after(50ms), fake.timing());
     late_first race(http_error(400), hang());
@@ -341,16 +347,46 @@ TEST_CASE("hedging: a failure hedge_on rejects ends the call at once and cancels
     CHECK(race.s.of(2).cancelled);
 }
 
-TEST_CASE("hedging: hedge_on decides which failures leave the race open", "[hedging]") {
+TEST_CASE("hedging: should_handle decides which failures leave the race open", "[hedging]") {
     manual fake(0, manual_mode);
     auto o = after(10s);
-    o.hedge_on = [](const error& e) { return e.status() == 400; };
+    o.should_handle = [](const error& e) { return e.status() == 400; };
     sturdy::hedging_policy h(o, fake.timing());
     script s({fail(http_error(400)), answer(2)});
     call c;
     auto out = h.execute(c.ctx, s);
     REQUIRE(out);
     CHECK(*out == 2);
+
+    script transient({fail(http_error(503))});  // is_transient would hedge it; this predicate does not
+    call c2;
+    auto ended = h.execute(c2.ctx, transient);
+    REQUIRE_FALSE(ended);
+    CHECK(ended.error().status() == 503);
+    CHECK(c2.state.hedges() == 0);
+}
+
+TEST_CASE("hedging: an empty should_handle leaves the race open for what is_transient accepts", "[hedging]") {
+    manual fake(0, manual_mode);
+    auto o = after(10s);
+    CHECK_FALSE(o.should_handle);  // empty by default: the documented default, not a copy of it
+    sturdy::hedging_policy h(o, fake.timing());
+    for (int status : {503, 429, 408}) {
+        script s({fail(http_error(status)), answer(2)});
+        call c;
+        auto out = h.execute(c.ctx, s);  // the clock never moves: only the failure can start the hedge
+        REQUIRE(out);
+        CHECK(*out == 2);
+        CHECK(c.state.hedges() == 1);
+    }
+    for (int status : {400, 401, 404}) {
+        script s({fail(http_error(status))});
+        call c;
+        auto out = h.execute(c.ctx, s);
+        REQUIRE_FALSE(out);
+        CHECK(out.error().status() == status);
+        CHECK(c.state.hedges() == 0);
+    }
 }
 
 TEST_CASE("hedging: when every attempt fails, the first attempt's error is returned", "[hedging]") {
@@ -644,6 +680,147 @@ TEST_CASE("hedging: an exception from a hedge after the first attempt returned b
     CHECK(s.count() == 2);
 }
 
+namespace {
+
+// Notes each hedge event a sink receives, and the hook's, in the order they come (from any thread).
+struct hedge_log final : sturdy::event_sink {
+    std::mutex mutex;
+    std::vector<std::string> lines;
+    std::vector<std::thread::id> sink_threads;
+    void on_hedge(const sturdy::event_source& from, const sturdy::hedge_event& e) override {
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            sink_threads.push_back(std::this_thread::get_id());
+        }
+        note("sink " + std::string(from.policy) + "@" + std::string(from.route) + " " + std::to_string(e.hedge) +
+             " to " + (e.route ? e.route->name : std::string("-")));
+    }
+    std::function<void(const sturdy::hedge_event&)> hook() {
+        return [this](const sturdy::hedge_event& e) { note("hook " + std::to_string(e.hedge)); };
+    }
+    void note(std::string line) {
+        std::lock_guard<std::mutex> lock(mutex);
+        lines.push_back(std::move(line));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("hedging: each hedge goes to the hook, then to the call's event sink, named after the policy",
+          "[hedging][events]") {
+    manual fake(0, manual_mode);
+    hedge_log log;
+    call c;
+    c.ctx.events = &log;
+    script s({fail(http_error(503)), answer(2)});  // the failure starts the hedge: the clock never moves
+
+    SECTION("the default name, off any route") {
+        auto o = after(10s);
+        o.on_hedge = log.hook();
+        sturdy::hedging_policy h(o, fake.timing());
+        CHECK(h.options().name == "hedging");
+        REQUIRE(h.execute(c.ctx, s));
+        CHECK(log.lines == std::vector<std::string>{"hook 1", "sink hedging@ 1 to -"});
+    }
+    SECTION("a custom name; the source is the call's route, the event's route the hedge's") {
+        auto o = after(10s);
+        o.name = "tail-cutter";
+        o.routes = {{"backup", nullptr, "m-backup"}};
+        sturdy::hedging_policy h(o, fake.timing());
+        c.ctx.route = std::make_shared<const sturdy::route>(sturdy::route{"primary", nullptr, ""});
+        REQUIRE(h.execute(c.ctx, s));
+        CHECK(log.lines == std::vector<std::string>{"sink tail-cutter@primary 1 to backup"});
+    }
+}
+
+TEST_CASE("hedging: a hedge whose turn came is reported on the branch that starts it", "[hedging][events]") {
+    manual fake(0, manual_mode);
+    hedge_log log;
+    sturdy::hedging_policy h(after(50ms), fake.timing());
+    std::thread::id caller;
+    script s({[&](sturdy::call_context& ctx) {
+                  caller = std::this_thread::get_id();  // read once the call has returned
+                  return hang()(ctx);
+              },
+              answer(2)});
+    call c;
+    c.ctx.events = &log;
+    auto running = start(h, c, s);
+    pass(fake, s, 50ms);
+    REQUIRE(running.get());
+    CHECK(log.lines == std::vector<std::string>{"sink hedging@ 1 to -"});
+    REQUIRE(log.sink_threads.size() == 1);
+    CHECK(log.sink_threads[0] != caller);
+}
+
+TEST_CASE("hedging: a sink that throws ends the race as a hook that throws does, and the hedge is not sent",
+          "[hedging][events]") {
+    struct throwing_sink final : sturdy::event_sink {
+        void on_hedge(const sturdy::event_source&, const sturdy::hedge_event&) override {
+            throw std::runtime_error("sink failed");
+        }
+    } sink;
+    manual fake(0, manual_mode);
+    sturdy::hedging_policy h(after(10s), fake.timing());
+    script s({fail(http_error(503)), answer(2)});
+    call c;
+    c.ctx.events = &sink;
+    auto out = h.execute(c.ctx, s);
+    REQUIRE_FALSE(out);
+    CHECK(out.error().kind() == error_kind::invalid_response);
+    CHECK(std::string(out.error().what()).find("sink failed") != std::string::npos);
+    CHECK(s.count() == 1);
+}
+
+TEST_CASE("hedging: options that make no sense are refused, naming the field", "[hedging]") {
+    auto refusal = [](const sturdy::hedging_options& o) -> std::string {
+        try {
+            sturdy::hedging_policy h(o);
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "accepted";
+    };
+    using Catch::Matchers::StartsWith;
+    sturdy::hedging_options o;
+    CHECK(refusal(o) == "accepted");
+    o.delay = -1ms;
+    CHECK_THAT(refusal(o), StartsWith("sturdy::hedging_policy: delay "));
+    for (double p : {-0.1, 1.5, std::nan("")}) {
+        o = {};
+        o.percentile = p;
+        CHECK_THAT(refusal(o), StartsWith("sturdy::hedging_policy: percentile "));
+    }
+    o = {};
+    o.min_samples = 0;  // used to be read as 1
+    CHECK_THAT(refusal(o), StartsWith("sturdy::hedging_policy: min_samples "));
+    o = {};
+    o.window = 0s;
+    CHECK_THAT(refusal(o), StartsWith("sturdy::hedging_policy: window "));
+    o = {};
+    o.min_delay = -1ms;
+    CHECK_THAT(refusal(o), StartsWith("sturdy::hedging_policy: min_delay "));
+    o = {};
+    o.min_delay = 2s;
+    o.max_delay = 1s;  // used to be raised to min_delay
+    CHECK_THAT(refusal(o), StartsWith("sturdy::hedging_policy: max_delay "));
+    o = {};
+    o.max_hedges = -1;
+    CHECK_THAT(refusal(o), StartsWith("sturdy::hedging_policy: max_hedges "));
+}
+
+TEST_CASE("hedging: a route without a name is named after its place", "[hedging]") {
+    manual fake(0, manual_mode);
+    auto o = after(0ms);
+    o.routes = {{"", nullptr, "m-backup"}};
+    sturdy::hedging_policy h(o, fake.timing());
+    script s({hang(), answer(2)});
+    call c;
+    REQUIRE(h.execute(c.ctx, s));
+    CHECK(s.of(2).route == "route 1");
+    CHECK(c.state.route_name() == "route 1");
+}
+
 TEST_CASE("hedging: max_hedges 0 is the attempt alone", "[hedging]") {
     manual fake(0, manual_mode);
     auto o = after(0ms);
@@ -671,9 +848,8 @@ struct fake_stream {
         return [this, chunks, before, end, after_first](sturdy::call_context& ctx) -> sturdy::result<int> {
             const int id = ctx.state->begin_attempt();
             if (before && !before->wait(ctx.cancel)) return cancelled();
-            if (!ctx.state->try_commit(id)) return error(error_kind::cancelled, "another attempt of this call delivered first");
-            ctx.last_reply.delivered = true;
-            ctx.last_reply.latency = 7ms;
+            if (!ctx.state->try_commit(id))
+                return error(error_kind::cancelled, "another attempt of this call delivered first");
             for (std::size_t i = 0; i < chunks.size(); ++i) {
                 {
                     std::lock_guard<std::mutex> lock(mutex);
@@ -682,7 +858,10 @@ struct fake_stream {
                 delivering.open();
                 if (i == 0 && after_first && !after_first->wait(ctx.cancel)) return cancelled();
             }
-            return end;
+            sturdy::reply_observation seen;
+            seen.delivered = true;
+            seen.latency = 7ms;
+            return sturdy_test::observed(end, seen);
         };
     }
 };
@@ -706,7 +885,8 @@ TEST_CASE("hedging: streams: the attempt that delivers first wins; the other los
     CHECK(*out == 2);
     CHECK(stream.delivered == std::vector<std::string>{"a", "b", "c"});
     CHECK(c.state.hedges() == 1);
-    CHECK(c.ctx.last_reply.latency == 7ms);
+    REQUIRE(out.observation() != nullptr);
+    CHECK(out.observation()->latency == 7ms);
 }
 
 TEST_CASE("hedging: streams: no hedge once the first attempt delivered content", "[hedging][stream]") {

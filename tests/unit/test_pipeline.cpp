@@ -7,6 +7,7 @@
 #include "support/catch.hpp"
 #include "support/tracer.hpp"
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -167,4 +168,33 @@ TEST_CASE("timeout_policy inside a retry: each attempt gets a fresh limit", "[ti
         return error(error_kind::timeout, "attempt limit");
     });
     CHECK(left == std::vector<sturdy::clock::duration>(3, milliseconds(300)));
+}
+
+TEST_CASE("timeout policies: a limit that is not positive is refused, naming the field", "[timeout]") {
+    auto refusal = [](auto make) -> std::string {
+        try {
+            make();
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "accepted";
+    };
+    using Catch::Matchers::StartsWith;
+    CHECK_THAT(refusal([] { sturdy::deadline_policy d(seconds(0)); }), StartsWith("sturdy::deadline_policy: total "));
+    CHECK_THAT(refusal([] { sturdy::deadline_policy d(milliseconds(-1)); }),
+               StartsWith("sturdy::deadline_policy: total "));
+    CHECK(refusal([] { sturdy::deadline_policy d(milliseconds(1)); }) == "accepted");
+    const auto timeout_refusal = [&](const sturdy::timeout_options& o) {
+        return refusal([&] { sturdy::timeout_policy t(o); });
+    };
+    CHECK(timeout_refusal({}) == "accepted");  // no limit at all: the caller's own
+    sturdy::timeout_options o;
+    o.attempt = seconds(0);
+    CHECK_THAT(timeout_refusal(o), StartsWith("sturdy::timeout_policy: attempt "));
+    o = {};
+    o.first_token = milliseconds(-1);
+    CHECK_THAT(timeout_refusal(o), StartsWith("sturdy::timeout_policy: first_token "));
+    o = {};
+    o.idle = milliseconds(0);
+    CHECK_THAT(timeout_refusal(o), StartsWith("sturdy::timeout_policy: idle "));
 }

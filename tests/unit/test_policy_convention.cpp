@@ -45,13 +45,13 @@ TEST_CASE("convention: an empty predicate means the policy's documented default"
     sturdy::testing::fake_clock fake(11);
 
     sturdy::retry_options r;
-    r.retry_on = nullptr;  // used to throw std::bad_function_call
+    r.should_handle = nullptr;  // retry_on = nullptr used to throw std::bad_function_call
     sturdy::retry_policy retry(r, fake.timing());
     CHECK(attempts_made(retry, {http_error(503), http_error(503), http_error(503)}) == 3);  // transient: 2 retries
     CHECK(attempts_made(retry, {http_error(400), http_error(400)}) == 1);                   // not transient
 
     sturdy::circuit_breaker_options b;
-    b.failure_on = nullptr;  // used to mean "every error"
+    b.should_handle = nullptr;  // failure_on, before it, used to mean "every error"
     b.ignore_on = nullptr;   // used to mean "none"
     b.failure_threshold = 2;
     sturdy::circuit_breaker breaker(b, fake.timing());
@@ -63,16 +63,16 @@ TEST_CASE("convention: an empty predicate means the policy's documented default"
     CHECK(breaker.state() == sturdy::circuit_state::open);
 
     sturdy::fallback_options f;
-    f.fall_back_on = nullptr;
+    f.should_handle = nullptr;
     sturdy::fallback_policy chain({sturdy::fallback_target("a", "m-a"), sturdy::fallback_target("b", "m-b")}, f,
                                   fake.timing());
     CHECK(attempts_made(chain, {http_error(503)}) == 1);  // moved on: the second target answered
     CHECK(chain.stats_for("b")->successes == 1);
 
     sturdy::rollback_guard g;
-    CHECK(g.counts_as_error);  // the default is a predicate of its own, not an empty one
-    g.counts_as_error = nullptr;
-    CHECK(sturdy::matches(g.counts_as_error, sturdy::any_error, http_error(400)));
+    CHECK_FALSE(g.should_handle);  // empty: the split's, whose own empty one counts every failure
+    sturdy::traffic_split_options s;
+    CHECK_FALSE(s.should_handle);
 }
 
 TEST_CASE("convention: options that make no sense are refused at construction, naming the field", "[policy]") {

@@ -7,14 +7,19 @@
 #include <sturdy/testing/fake_clock.hpp>
 
 #include "support/catch.hpp"
+#include "support/observed.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <memory>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono;
@@ -73,18 +78,19 @@ std::function<void(sturdy::call_context&)> prompt_of(std::int64_t tokens, std::o
 }
 
 attempt_fn reporting_usage(std::int64_t total) {
-    return [total](sturdy::call_context& ctx) -> sturdy::result<int> {
-        sturdy::token_usage u;
-        u.total_tokens = total;
-        ctx.last_reply.usage = u;
-        return 42;
+    return [total](sturdy::call_context&) -> sturdy::result<int> {
+        sturdy::reply_observation seen;
+        seen.usage = sturdy::token_usage{};
+        seen.usage->total_tokens = total;
+        return sturdy_test::observed<int>(42, seen);
     };
 }
 
 attempt_fn replying_with(std::vector<std::pair<std::string, std::string>> headers) {
-    return [headers](sturdy::call_context& ctx) -> sturdy::result<int> {
-        for (const auto& h : headers) ctx.last_reply.headers.add(h.first, h.second);
-        return 42;
+    return [headers](sturdy::call_context&) -> sturdy::result<int> {
+        sturdy::reply_observation seen;
+        for (const auto& h : headers) seen.headers.add(h.first, h.second);
+        return sturdy_test::observed<int>(42, seen);
     };
 }
 
@@ -637,6 +643,79 @@ TEST_CASE("rate limiter: reports waits and refusals", "[rate_limiter]") {
     CHECK(seen.back() == "observed requests 1000 rejected");
 }
 
+namespace {
+
+/// A call's event sink that writes each rate_limited_event it hears, with its source, into a log
+/// the hooks write into too.
+class limited_sink : public sturdy::event_sink {
+public:
+    explicit limited_sink(std::vector<std::string>& log) : log_(log) {}
+    void on_rate_limited(const sturdy::event_source& from, const sturdy::rate_limited_event& e) override {
+        CHECK(e.limiter == from.policy);
+        log_.push_back("sink " + std::string(from.policy) + "@" + std::string(from.route) +
+                       (e.rejected ? " refused" : " waits"));
+    }
+
+private:
+    std::vector<std::string>& log_;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "rate limiter: waits and refusals reach the hook, then the call's sink, named after the limiter and its route",
+    "[rate_limiter][events]") {
+    sturdy::testing::fake_clock fake;
+    std::vector<std::string> log;
+    limited_sink sink(log);
+    sturdy::rate_limiter_options o;
+    o.requests = 1;
+    o.period = seconds(1);
+    o.max_wait = milliseconds(1500);
+    o.on_rate_limited = [&](const sturdy::rate_limited_event& e) {
+        log.push_back(e.rejected ? "hook refused" : "hook waits");
+    };
+    const auto on_route = [&](const char* route) {
+        return [&sink, &fake, route](sturdy::call_context& ctx) {
+            ctx.events = &sink;
+            if (*route) ctx.route = std::make_shared<const sturdy::route>(sturdy::route{route, nullptr, ""});
+            ctx.deadline = sturdy::deadline::after(fake.timing().clock, seconds(10));
+        };
+    };
+    const auto past_deadline = [&](sturdy::call_context& ctx) {
+        on_route("")(ctx);
+        ctx.deadline = sturdy::deadline::after(fake.timing().clock, milliseconds(10));
+    };
+
+    SECTION("unnamed: named by its kind") {
+        sturdy::rate_limiter limiter(o, fake.timing());
+        CHECK(limiter.options().name == "rate_limiter");
+        call(limiter, ok, on_route("primary"));  // room: no event
+        call(limiter, ok, on_route("primary"));
+        call(limiter, ok, past_deadline);
+        CHECK(log == std::vector<std::string>{"hook waits", "sink rate_limiter@primary waits", "hook refused",
+                                              "sink rate_limiter@ refused"});
+    }
+    SECTION("named, and heard by the sink alone") {
+        o.name = "rpm";
+        o.on_rate_limited = nullptr;
+        sturdy::rate_limiter limiter(o, fake.timing());
+        call(limiter, ok, on_route("backup"));
+        call(limiter, ok, on_route("backup"));
+        auto refused = call(limiter, ok, past_deadline);
+        CHECK(mentions(refused.error().message(), "rate limiter 'rpm'"));
+        CHECK(log == std::vector<std::string>{"sink rpm@backup waits", "sink rpm@ refused"});
+    }
+}
+
+TEST_CASE("rate limiter: should_handle has no meaning for a limiter, so a set one is refused", "[rate_limiter]") {
+    sturdy::rate_limiter_options o;
+    CHECK_FALSE(o.should_handle);
+    CHECK_NOTHROW(sturdy::rate_limiter(o));
+    o.should_handle = sturdy::any_error;
+    CHECK_THROWS_WITH(sturdy::rate_limiter(o), Catch::Matchers::StartsWith("sturdy::rate_limiter: should_handle "));
+}
+
 TEST_CASE("rate limiter: copies share their windows", "[rate_limiter]") {
     sturdy::testing::fake_clock fake(0, sturdy::testing::fake_clock::mode::manual);
     auto limiter = per_minute(fake, 60);
@@ -681,30 +760,61 @@ TEST_CASE("rate limiter: inside a retry, every attempt is counted", "[rate_limit
     CHECK(limiter.available(rate_limit_kind::requests) == Approx(57));
 }
 
-TEST_CASE("rate limiter: nonsense settings are refused", "[rate_limiter]") {
-    auto make = [](auto change) {
-        sturdy::rate_limiter_options o;
+TEST_CASE("rate limiter: nonsense settings are refused, naming the field", "[rate_limiter]") {
+    using opts = sturdy::rate_limiter_options;
+    const auto refusal = [](const std::function<void(opts&)>& change) {
+        opts o;
         change(o);
-        return sturdy::rate_limiter(o);
+        try {
+            sturdy::rate_limiter limiter(o);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
     };
-    CHECK_THROWS_AS(make([](auto& o) { o.requests = -1; }), std::invalid_argument);
-    CHECK_THROWS_AS(make([](auto& o) { o.period = sturdy::clock::duration::zero(); }), std::invalid_argument);
-    CHECK_THROWS_AS(make([](auto& o) {
-                        o.tokens = 10;
-                        o.token_burst = -1;
-                    }),
-                    std::invalid_argument);
-    CHECK_THROWS_AS(make([](auto& o) { o.request_burst = 5; }), std::invalid_argument);  // a burst of no limit
-    CHECK_THROWS_AS(make([](auto& o) {
-                        o.requests = std::numeric_limits<std::int64_t>::max();
-                        o.request_burst = 1;
-                    }),
-                    std::invalid_argument);
-    CHECK_NOTHROW(make([](auto& o) { o.requests = 1; }));
-    CHECK_NOTHROW(make([](auto& o) {
-        o.tokens = 10;
-        o.token_burst = 0;
-    }));
+    constexpr auto most = std::numeric_limits<std::int64_t>::max();
+    const std::vector<std::pair<std::string, std::function<void(opts&)>>> nonsense = {
+        {"requests", [](opts& o) { o.requests = -1; }},
+        {"tokens", [](opts& o) { o.tokens = -1; }},
+        {"period", [](opts& o) { o.period = sturdy::clock::duration::zero(); }},
+        {"request_burst",
+         [](opts& o) {
+             o.requests = 10;
+             o.request_burst = -1;
+         }},
+        {"token_burst",
+         [](opts& o) {
+             o.tokens = 10;
+             o.token_burst = -1;
+         }},
+        {"request_burst", [](opts& o) { o.request_burst = 5; }},  // a burst of no limit
+        {"token_burst", [](opts& o) { o.token_burst = 5; }},
+        {"request_burst",
+         [](opts& o) {
+             o.requests = most;
+             o.request_burst = 1;
+         }},
+        {"token_burst",
+         [](opts& o) {
+             o.tokens = most;
+             o.token_burst = 1;
+         }},
+        {"expected_completion_tokens", [](opts& o) { o.expected_completion_tokens = -1; }},
+        {"max_wait", [](opts& o) { o.max_wait = -nanoseconds(1); }},
+        {"should_handle", [](opts& o) { o.should_handle = sturdy::any_error; }},
+    };
+    for (const auto& [field, change] : nonsense) {
+        const auto what = refusal(change);
+        INFO(field << ": " << what);
+        CHECK(mentions(what, "sturdy::rate_limiter: " + field + " "));
+    }
+    CHECK(refusal([](opts& o) { o.requests = 1; }) == "accepted");
+    CHECK(refusal([](opts& o) {
+              o.tokens = 10;
+              o.token_burst = 0;
+              o.expected_completion_tokens = 0;
+              o.max_wait = sturdy::clock::duration::zero();
+          }) == "accepted");
 }
 
 TEST_CASE("rate limiter: the decision core decides from the time it is given, and never sleeps", "[rate_limiter]") {
@@ -839,11 +949,10 @@ TEST_CASE("rate limiter: waits through its call's executor, exactly as long as t
     const sturdy::detail::rate_limit_core core(limiter.options());
     auto state = core.fresh_state();
     const auto first = core.reserve(state, {800, std::nullopt}, t0);
-    sturdy::call_state replied_state;
-    sturdy::call_context replied(sturdy::operation::chat, "m", replied_state);
-    replied.last_reply.usage = sturdy::token_usage{};
-    replied.last_reply.usage->total_tokens = 900;
-    core.settle(state, *first.admitted, replied, nullptr, t0);
+    sturdy::reply_observation replied;
+    replied.usage = sturdy::token_usage{};
+    replied.usage->total_tokens = 900;
+    core.settle(state, *first.admitted, &replied, nullptr, t0);
     const auto second = core.reserve(state, {500, std::nullopt}, t0 + seconds(10));
     REQUIRE(second.admitted);
     CHECK(second.wait == seconds(50));  // the 900 used leave the window a minute after t0

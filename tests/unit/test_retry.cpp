@@ -6,13 +6,18 @@
 #include "support/catch.hpp"
 
 #include <cmath>
-#include <stdexcept>
 #include <deque>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono;
 using sturdy::error;
 using sturdy::error_kind;
+using Catch::Matchers::StartsWith;
 
 namespace {
 
@@ -52,6 +57,17 @@ run_result run(const Policy& policy, sturdy::testing::fake_clock& fake, std::deq
 }
 
 double seconds_of(sturdy::clock::duration d) { return duration<double>(d).count(); }
+
+// The message of the std::invalid_argument that `make` throws, or "accepted".
+template <class Make>
+std::string refusal_of(Make make) {
+    try {
+        make();
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return "accepted";
+}
 
 }  // namespace
 
@@ -206,10 +222,10 @@ TEST_CASE("retry: counts per error kind replace the default rules", "[retry]") {
     CHECK(run(retry, fake, std::deque<error>(9, error(error_kind::timeout, "t"))).attempts == 3);
 }
 
-TEST_CASE("retry: a custom predicate and min/max delays", "[retry]") {
+TEST_CASE("retry: a custom should_handle and min/max delays", "[retry]") {
     sturdy::testing::fake_clock fake;
     sturdy::retry_options opts;
-    opts.retry_on = [](const error& e) { return e.status() == 404; };
+    opts.should_handle = [](const error& e) { return e.status() == 404; };
     opts.backoff = sturdy::backoff::exponential(milliseconds(10), seconds(100));
     opts.min_delay = milliseconds(50);
     opts.max_delay = milliseconds(60);
@@ -233,6 +249,97 @@ TEST_CASE("retry: on_retry reports each retry before its wait", "[retry]") {
     };
     run(sturdy::retry_policy(opts, fake.timing()), fake, {http_error(429, "", seconds(1)), http_error(500)});
     CHECK(seen == std::vector<std::pair<int, bool>>{{1, true}, {2, false}});
+}
+
+TEST_CASE("retry: an empty should_handle retries what is_transient accepts", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_options opts;
+    CHECK_FALSE(opts.should_handle);  // empty by default: the documented default, not a copy of it
+    sturdy::retry_policy retry(opts, fake.timing());
+    CHECK(run(retry, fake, {http_error(503), http_error(503)}).attempts == 3);
+    CHECK(run(retry, fake, {http_error(400)}).attempts == 1);
+    CHECK(run(retry, fake, {http_error(429, "insufficient_quota")}).attempts == 1);
+}
+
+TEST_CASE("retry: a count per kind applies whatever should_handle says", "[retry]") {
+    sturdy::testing::fake_clock fake;
+    sturdy::retry_options opts;
+    opts.should_handle = [](const error&) { return false; };
+    opts.retries_for(error_kind::bad_request, 2);
+    sturdy::retry_policy retry(opts, fake.timing());
+    CHECK(run(retry, fake, std::deque<error>(5, http_error(400))).attempts == 3);
+    CHECK(run(retry, fake, std::deque<error>(5, http_error(503))).attempts == 1);
+}
+
+namespace {
+
+// Notes each retry event a sink receives, and the hook's, in the order they come.
+struct retry_log final : sturdy::event_sink {
+    std::vector<std::string> lines;
+    void on_retry(const sturdy::event_source& from, const sturdy::retry_event& e) override {
+        lines.push_back("sink " + std::string(from.policy) + "@" + std::string(from.route) + " " +
+                        std::to_string(e.retry) + " " + std::to_string(e.cause.status()));
+    }
+    std::function<void(const sturdy::retry_event&)> hook() {
+        return [this](const sturdy::retry_event& e) { lines.push_back("hook " + std::to_string(e.retry)); };
+    }
+};
+
+}  // namespace
+
+TEST_CASE("retry: each retry goes to the hook, then to the call's event sink, named after the policy",
+          "[retry][events]") {
+    sturdy::testing::fake_clock fake;
+    retry_log log;
+    sturdy::call_state state;
+    sturdy::call_context ctx(sturdy::operation::chat, "m", state);
+    ctx.events = &log;
+
+    SECTION("the default name, off any route") {
+        sturdy::retry_options opts;
+        opts.on_retry = log.hook();
+        sturdy::retry_policy retry(opts, fake.timing());
+        CHECK(retry.options().name == "retry");
+        run(retry, fake, {http_error(500), http_error(503)}, &ctx);
+        CHECK(log.lines == std::vector<std::string>{"hook 1", "sink retry@ 1 500", "hook 2", "sink retry@ 2 503"});
+    }
+    SECTION("a custom name, on a route") {
+        sturdy::retry_options opts;
+        opts.name = "patient";
+        ctx.route = std::make_shared<const sturdy::route>(sturdy::route{"backup", nullptr, "m-backup"});
+        run(sturdy::retry_policy(opts, fake.timing()), fake, {http_error(502)}, &ctx);
+        CHECK(log.lines == std::vector<std::string>{"sink patient@backup 1 502"});  // no hook: the sink alone
+    }
+    SECTION("no retry, no event") {
+        run(sturdy::retry_policy(sturdy::retry_options{}, fake.timing()), fake, {http_error(400)}, &ctx);
+        CHECK(log.lines.empty());
+    }
+}
+
+TEST_CASE("retry: options that make no sense are refused, naming the field", "[retry]") {
+    auto refusal = [](const sturdy::retry_options& o) { return refusal_of([&] { sturdy::retry_policy retry(o); }); };
+    sturdy::retry_options o;
+    CHECK(refusal(o) == "accepted");
+    o.max_retries = -1;
+    CHECK_THAT(refusal(o), StartsWith("sturdy::retry_policy: max_retries "));
+    o = {};
+    o.retries_for(error_kind::rate_limit, -1);
+    CHECK_THAT(refusal(o), StartsWith("sturdy::retry_policy: max_retries_by_kind "));
+    o = {};
+    o.min_delay = milliseconds(-1);
+    CHECK_THAT(refusal(o), StartsWith("sturdy::retry_policy: min_delay "));
+    o = {};
+    o.min_delay = seconds(2);
+    o.max_delay = seconds(1);
+    CHECK_THAT(refusal(o), StartsWith("sturdy::retry_policy: max_delay "));
+    o = {};
+    o.retry_after_limit = milliseconds(-1);
+    CHECK_THAT(refusal(o), StartsWith("sturdy::retry_policy: retry_after_limit "));
+    o = {};
+    o.max_elapsed = seconds(0);
+    CHECK_THAT(refusal(o), StartsWith("sturdy::retry_policy: max_elapsed "));
+    o.max_elapsed = milliseconds(1);
+    CHECK(refusal(o) == "accepted");
 }
 
 TEST_CASE("retry: cancelling during the wait ends the call at once", "[retry]") {
@@ -271,6 +378,18 @@ TEST_CASE("retry budget: retries stop when the budget is spent, and come back as
     CHECK(budget->refused() >= 4);
     fake.advance(seconds(11));
     CHECK(budget->available() == Approx(1.0));
+}
+
+TEST_CASE("retry budget: options that make no sense are refused, naming the field", "[retry][budget]") {
+    auto refusal = [](const sturdy::retry_budget_options& o) {
+        return refusal_of([&] { sturdy::retry_budget budget(o); });
+    };
+    CHECK(refusal({}) == "accepted");
+    CHECK(refusal({0.0, 0, milliseconds(1)}) == "accepted");  // no retries beyond a quiet minimum: sound
+    for (double ratio : {-0.1, std::nan(""), HUGE_VAL})
+        CHECK_THAT(refusal({ratio, 10, seconds(10)}), StartsWith("sturdy::retry_budget: ratio "));
+    CHECK_THAT(refusal({0.2, -1, seconds(10)}), StartsWith("sturdy::retry_budget: min_retries "));
+    CHECK_THAT(refusal({0.2, 10, seconds(0)}), StartsWith("sturdy::retry_budget: window "));
 }
 
 TEST_CASE("backoff: each strategy's formula", "[backoff]") {

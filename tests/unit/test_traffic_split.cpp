@@ -9,10 +9,12 @@
 #include <sturdy/testing/fake_clock.hpp>
 
 #include "support/catch.hpp"
+#include "support/observed.hpp"
 #include "support/test_executor.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <future>
 #include <map>
@@ -22,6 +24,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 using namespace std::chrono;
@@ -30,6 +33,13 @@ using sturdy::error_kind;
 using sturdy::split_arm;
 
 namespace {
+
+/// What a client's attempt reports of a reply that took `latency` by the transport's clock.
+sturdy::reply_observation reporting(std::chrono::microseconds latency) {
+    sturdy::reply_observation seen;
+    seen.latency = latency;
+    return seen;
+}
 
 using fake_clock = sturdy::testing::fake_clock;
 
@@ -81,7 +91,7 @@ void run_n(const Policy& policy, arms_backend& b, int n) {
     for (int i = 0; i < n; ++i) (void)run(policy, b);
 }
 
-sturdy::traffic_split ninety_ten(fake_clock& fake, sturdy::split_options opts = {}) {
+sturdy::traffic_split ninety_ten(fake_clock& fake, sturdy::traffic_split_options opts = {}) {
     return sturdy::traffic_split({split_arm("primary", "m-old").with_weight(90), split_arm("candidate", "m-new").with_weight(10)},
                                  std::move(opts), fake.timing());
 }
@@ -100,8 +110,8 @@ sturdy::rollback_guard error_guard(double rate, std::uint64_t samples) {
 }
 
 // Options whose rollback hook counts into `n`.
-sturdy::split_options counting_rollbacks(int& n) {
-    sturdy::split_options opts;
+sturdy::traffic_split_options counting_rollbacks(int& n) {
+    sturdy::traffic_split_options opts;
     opts.on_rollback = [&n](const sturdy::rollback_event&) { ++n; };
     return opts;
 }
@@ -196,7 +206,7 @@ TEST_CASE("split: the guard rolls back on an error rate above its threshold, fro
     arms_backend b(fake);
     std::vector<sturdy::rollback_event> events;
     std::vector<std::string> rolled;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_rollback = [&](const sturdy::rollback_event& e) {
         events.push_back(e);
         rolled.push_back(e.arm.name);
@@ -258,7 +268,7 @@ TEST_CASE("split: the guard rolls back on p99 latency", "[split][rollback]") {
     fake_clock fake;
     arms_backend b(fake);
     std::vector<sturdy::rollback_event> events;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_rollback = [&](const sturdy::rollback_event& e) { events.push_back(e); };
     sturdy::rollback_guard guard;
     guard.min_samples = 20;
@@ -298,7 +308,7 @@ TEST_CASE("split: the guard's error predicate decides what counts; cancelled cal
     fake_clock fake;
     arms_backend b(fake);
     auto guard = error_guard(0.1, 5);
-    guard.counts_as_error = [](const error& e) { return e.kind() != error_kind::bad_request; };
+    guard.should_handle = [](const error& e) { return e.kind() != error_kind::bad_request; };
     sturdy::traffic_split split({split_arm("candidate", "m-new").with_weight(1).with_guard(guard)}, {}, fake.timing());
     b.failing.emplace("candidate", error(error_kind::bad_request, "caller's fault", 400));
     run_n(split, b, 5);
@@ -334,7 +344,7 @@ TEST_CASE("split: a shadow gets a silent copy with its own state; the live answe
     fake_clock fake;
     arms_backend b(fake);
     std::vector<sturdy::shadow_event> events;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_shadow = [&](const sturdy::shadow_event& e) { events.push_back(e); };
     sturdy::traffic_split split({split_arm("primary", "m-old").with_weight(1), split_arm("candidate", "m-new").with_shadow(1.0)}, opts,
                                 fake.timing());
@@ -406,7 +416,7 @@ TEST_CASE("split: a shadow share below 1 copies that fraction of the calls", "[s
 TEST_CASE("split: a shadow that outlasts shadow_wait is cancelled, reported as cut, and not a failure", "[split][shadow]") {
     fake_clock fake(0, fake_clock::mode::manual);
     std::vector<sturdy::shadow_event> events;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.shadow_wait = milliseconds(100);
     opts.on_shadow = [&](const sturdy::shadow_event& e) { events.push_back(e); };
     sturdy::traffic_split split({split_arm("primary", "m-old").with_weight(1), split_arm("candidate", "m-new").with_shadow(1.0)}, opts,
@@ -489,7 +499,7 @@ TEST_CASE("split: weights change safely while calls run on many threads", "[spli
     fake_clock fake(21);
     arms_backend b(fake);
     std::atomic<int> rollbacks{0};
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_rollback = [&](const sturdy::rollback_event&) { ++rollbacks; };
     sturdy::traffic_split split({split_arm("primary", "m-old").with_weight(50),
                                  split_arm("candidate", "m-new").with_weight(50).with_shadow(0.1).with_guard(error_guard(0.9, 1000000))},
@@ -521,9 +531,8 @@ template <class Policy>
 void run_reporting(const Policy& policy, const std::vector<microseconds>& latencies) {
     for (const auto latency : latencies) {
         call c;
-        (void)policy.execute(c.ctx, [&](sturdy::call_context& ctx) -> sturdy::result<std::string> {
-            ctx.last_reply.latency = latency;
-            return std::string("answer");
+        (void)policy.execute(c.ctx, [&](sturdy::call_context&) -> sturdy::result<std::string> {
+            return sturdy_test::observed<std::string>(std::string("answer"), reporting(latency));
         });
     }
 }
@@ -573,7 +582,7 @@ TEST_CASE("split: a rollback reports the percentile it judged, as the stats read
     fake_clock fake;
     std::vector<sturdy::rollback_event> events;
     std::vector<microseconds> reported;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_rollback = [&](const sturdy::rollback_event& e) {
         events.push_back(e);
         reported.push_back(*e.latency);
@@ -592,7 +601,7 @@ TEST_CASE("split: a rollback reports the percentile it judged, as the stats read
 TEST_CASE("split: below 100 samples the p99 is the slowest call, judged from min_samples on", "[split][rollback]") {
     fake_clock fake;
     std::vector<sturdy::rollback_event> events;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_rollback = [&](const sturdy::rollback_event& e) { events.push_back(e); };
     sturdy::traffic_split split({split_arm("candidate", "m-new").with_weight(1).with_guard(latency_guard(1s, 5))}, opts,
                                 fake.timing());
@@ -660,8 +669,7 @@ auto timed_attempt(fake_clock& clock, milliseconds took, milliseconds reports) {
     return [&clock, took, reports](sturdy::call_context& ctx) -> sturdy::result<std::string> {
         ctx.state->begin_attempt();
         clock.sleep_for(took, ctx.cancel);
-        ctx.last_reply.latency = reports;
-        return std::string("answer");
+        return sturdy_test::observed<std::string>(std::string("answer"), reporting(reports));
     };
 }
 
@@ -700,10 +708,10 @@ TEST_CASE("split: the guard times the answering attempt of an arm that retried",
                                 {}, fake.timing());
     int attempts = 0;
     call c;
-    auto out = split.execute(c.ctx, [&](sturdy::call_context& ctx) -> sturdy::result<std::string> {
-        ctx.last_reply.latency = ++attempts == 1 ? microseconds(5s) : microseconds(700ms);
-        if (attempts == 1) return error(error_kind::internal_server, "boom", 503);
-        return std::string("answer");
+    auto out = split.execute(c.ctx, [&](sturdy::call_context&) -> sturdy::result<std::string> {
+        if (++attempts == 1)
+            return sturdy_test::observed<std::string>(error(error_kind::internal_server, "boom", 503), reporting(5s));
+        return sturdy_test::observed<std::string>(std::string("answer"), reporting(700ms));
     });
     REQUIRE(out.has_value());
     CHECK(attempts == 2);
@@ -729,7 +737,7 @@ TEST_CASE("split: an arm whose policy refused without an attempt counts as a fai
 TEST_CASE("split: a shadow is timed by its attempt too, apart from its policy's wait", "[split][shadow]") {
     fake_clock fake;
     std::vector<sturdy::shadow_event> events;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_shadow = [&](const sturdy::shadow_event& e) { events.push_back(e); };
     sturdy::traffic_split split(
         {split_arm("primary", "m-old").with_weight(1),
@@ -737,8 +745,8 @@ TEST_CASE("split: a shadow is timed by its attempt too, apart from its policy's 
         opts, fake.timing());
     call c;
     REQUIRE(split.execute(c.ctx, [](sturdy::call_context& ctx) -> sturdy::result<std::string> {
-        ctx.last_reply.latency = ctx.route->name == "candidate" ? microseconds(700ms) : microseconds(300ms);
-        return std::string("answer");
+        return sturdy_test::observed<std::string>(std::string("answer"),
+                                                  reporting(ctx.route->name == "candidate" ? 700ms : 300ms));
     }));
     REQUIRE(events.size() == 1);
     CHECK(events[0].live.latency == 300ms);
@@ -822,13 +830,52 @@ TEST_CASE("split: a guard whose options make no sense is refused at construction
     CHECK(refusal(g).empty());
 }
 
+TEST_CASE("split: options that make no sense are refused at construction, naming the field", "[split][policy]") {
+    auto refusal = [](std::vector<split_arm> arms, sturdy::traffic_split_options opts = {}) -> std::string {
+        try {
+            sturdy::traffic_split split(std::move(arms), std::move(opts));
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "";
+    };
+    const std::string bad_weight = "sturdy::traffic_split: split_arm.weight must be finite and not negative";
+    CHECK(refusal({split_arm("a", "m").with_weight(-1)}) == bad_weight);  // used to count as 0 in silence
+    CHECK(refusal({split_arm("a", "m").with_weight(std::nan(""))}) == bad_weight);
+    CHECK(refusal({split_arm("a", "m").with_weight(HUGE_VAL)}) == bad_weight);
+    const std::string bad_shadow = "sturdy::traffic_split: split_arm.shadow must be in [0, 1]";
+    CHECK(refusal({split_arm("a", "m").with_shadow(1.5)}) == bad_shadow);  // used to be clamped to 1
+    CHECK(refusal({split_arm("a", "m").with_shadow(-0.1)}) == bad_shadow);
+    sturdy::traffic_split_options opts;
+    opts.shadow_wait = milliseconds(-1);
+    CHECK(refusal({split_arm("a", "m")}, opts) == "sturdy::traffic_split: shadow_wait must not be negative");
+    // Unnamed arms are named after their model: two on one model need names of their own.
+    CHECK(refusal({split_arm("", "m"), split_arm("b", "m"), split_arm("", "m")}) ==
+          "sturdy::traffic_split: split_arm.route.name must differ from the others': 'm' names two");
+    // The edges that make sense are not refused.
+    opts.shadow_wait = milliseconds(0);
+    CHECK(refusal({split_arm("a", "m").with_weight(0).with_shadow(1.0), split_arm("b", "m").with_shadow(0)}, opts)
+              .empty());
+}
+
+TEST_CASE("split: split_options is the deprecated name of traffic_split_options", "[split][policy]") {
+#if defined(__GNUC__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    STATIC_REQUIRE(std::is_same_v<sturdy::split_options, sturdy::traffic_split_options>);
+#if defined(__GNUC__)
+#  pragma GCC diagnostic pop
+#endif
+}
+
 // ---- pinning ----
 
 TEST_CASE("split: a pinned arm takes the call whatever its weight, without shadows", "[split][pin]") {
     fake_clock fake;
     arms_backend b(fake);
     std::vector<sturdy::shadow_event> shadows;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_shadow = [&](const sturdy::shadow_event& e) { shadows.push_back(e); };
     sturdy::traffic_split split(
         {split_arm("primary", "m-old").with_weight(1), split_arm("candidate", "m-new").with_weight(0),
@@ -914,7 +961,7 @@ namespace {
 
 using sturdy_test::test_executor;
 
-sturdy::traffic_split live_and_shadow(fake_clock& fake, sturdy::split_options opts) {
+sturdy::traffic_split live_and_shadow(fake_clock& fake, sturdy::traffic_split_options opts) {
     return sturdy::traffic_split(
         {split_arm("primary", "m-old").with_weight(1), split_arm("candidate", "m-new").with_shadow(1.0)},
         std::move(opts), fake.timing());
@@ -927,7 +974,7 @@ TEST_CASE("split: a shadow starts only as a branch of the call's executor", "[sp
     arms_backend b(fake);
     b.failing.emplace("candidate", error(error_kind::internal_server, "boom", 500));
     std::vector<sturdy::shadow_event> events;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.shadow_wait = milliseconds(100);
     opts.on_shadow = [&](const sturdy::shadow_event& e) { events.push_back(e); };
     const auto split = live_and_shadow(fake, opts);
@@ -969,7 +1016,7 @@ TEST_CASE("split: when the executor can start no branch, the call goes on withou
     fake_clock fake;
     arms_backend b(fake);
     int shadows = 0;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_shadow = [&](const sturdy::shadow_event&) { ++shadows; };
     const auto split = live_and_shadow(fake, opts);
     test_executor exec(test_executor::mode::refusing);
@@ -1013,7 +1060,7 @@ TEST_CASE(
     fake_clock fake;
     std::mutex mutex;
     std::vector<sturdy::shadow_event> events;
-    sturdy::split_options opts;
+    sturdy::traffic_split_options opts;
     opts.on_shadow = [&](const sturdy::shadow_event& e) {
         std::lock_guard<std::mutex> lock(mutex);
         events.push_back(e);
@@ -1067,4 +1114,127 @@ TEST_CASE("split: an exception from the live arm stops its shadows rather than w
                                   }),
                     std::runtime_error);
     CHECK(shadow_stopped);
+}
+
+// ---- the policy convention: name, events, should_handle ----
+
+namespace {
+
+// Writes down the split's events as "<who> <kind> <policy>@<route>", hooks and sink alike.
+struct split_log final : sturdy::event_sink {
+    std::mutex mutex;
+    std::vector<std::string> lines;
+    void on_rollback(const sturdy::event_source& from, const sturdy::rollback_event& e) override {
+        add("sink rollback " + std::string(from.policy) + "@" + std::string(from.route) + " " + e.arm.name);
+    }
+    void on_shadow(const sturdy::event_source& from, const sturdy::shadow_event& e) override {
+        add("sink shadow " + std::string(from.policy) + "@" + std::string(from.route) + " " + e.shadow.arm.name);
+    }
+    void hook_into(sturdy::traffic_split_options& opts) {
+        opts.on_rollback = [this](const sturdy::rollback_event& e) { add("hook rollback " + e.arm.name); };
+        opts.on_shadow = [this](const sturdy::shadow_event& e) { add("hook shadow " + e.shadow.arm.name); };
+    }
+    void add(std::string line) {
+        std::lock_guard<std::mutex> lock(mutex);
+        lines.push_back(std::move(line));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("split: events go to the hook, then the call's sink, from the arm whose outcome caused them",
+          "[split][events]") {
+    fake_clock fake;
+    arms_backend b(fake);
+    b.failing.emplace("candidate", error(error_kind::internal_server, "boom", 500));
+    b.failing.emplace("mirror", error(error_kind::internal_server, "boom", 500));
+    split_log log;
+    sturdy::traffic_split_options opts;
+    log.hook_into(opts);
+    std::string name = "traffic_split";
+    SECTION("the default name") {}
+    SECTION("a name of the user's") {
+        opts.name = "migration";
+        name = "migration";
+    }
+    // The live candidate rolls back on its first failure; the mirror's shadow copy of the same call,
+    // on its own; the call is on an outer route that no event names.
+    sturdy::traffic_split split({split_arm("candidate", "m-new").with_weight(1).with_guard(error_guard(0.5, 1)),
+                                 split_arm("mirror", "m-mirror").with_shadow(1.0).with_guard(error_guard(0.5, 1))},
+                                opts, fake.timing());
+    CHECK(split.options().name == name);
+    call c;
+    c.ctx.events = &log;
+    c.ctx.route = std::make_shared<const sturdy::route>(sturdy::route{"outer", nullptr, ""});
+    (void)split.execute(c.ctx, [&](sturdy::call_context& ctx) { return b(ctx); });
+    // The shadow ended first (the blocking executor runs it at once) and waits for the live arm's
+    // outcome to be reported.
+    CHECK(log.lines == std::vector<std::string>{"hook rollback candidate",
+                                                "sink rollback " + name + "@candidate candidate",
+                                                "hook rollback mirror", "sink rollback " + name + "@mirror mirror",
+                                                "hook shadow mirror", "sink shadow " + name + "@mirror mirror"});
+}
+
+TEST_CASE("split: a shadow that ends after its call returned still reports to that call's sink",
+          "[split][events][executor]") {
+    fake_clock fake;
+    split_log log;
+    const auto split = live_and_shadow(fake, {});
+    test_executor exec(test_executor::mode::threads);
+    std::promise<void> release;
+    auto outcome = std::make_shared<std::promise<sturdy::result<std::string>>>();
+    auto live = outcome->get_future();
+    call c;
+    c.ctx.exec = &exec;
+    c.ctx.events = &log;
+    split.start<std::string>(c.ctx, gated_next{release.get_future().share()}, deliver{outcome});
+    REQUIRE(live.get().has_value());
+    {
+        std::lock_guard<std::mutex> lock(log.mutex);
+        CHECK(log.lines.empty());
+    }
+    release.set_value();
+    exec.join();
+    CHECK(log.lines == std::vector<std::string>{"sink shadow traffic_split@candidate candidate"});
+}
+
+TEST_CASE("split: should_handle chooses what counts against an arm; a guard's own replaces it for that arm",
+          "[split][rollback][policy]") {
+    fake_clock fake;
+    arms_backend b(fake);
+    std::vector<std::string> rolled;
+    SECTION("empty: every failure counts, a 400 too") {
+        CHECK_FALSE(sturdy::traffic_split_options{}.should_handle);
+        CHECK_FALSE(sturdy::rollback_guard{}.should_handle);
+        sturdy::traffic_split split({split_arm("candidate", "m-new").with_weight(1).with_guard(error_guard(0.5, 2))},
+                                    {}, fake.timing());
+        b.failing.emplace("candidate", error(error_kind::bad_request, "rejected", 400));
+        run_n(split, b, 2);
+        CHECK(split.stats_for("candidate")->rolled_back);
+        CHECK(split.stats_for("candidate")->window_error_rate == 1.0);
+    }
+    SECTION("the split's, for every arm without its own; the guard's, for its arm") {
+        sturdy::traffic_split_options opts;
+        opts.should_handle = [](const error& e) { return e.kind() != error_kind::bad_request; };
+        opts.on_rollback = [&](const sturdy::rollback_event& e) { rolled.push_back(e.arm.name); };
+        auto strict = error_guard(0.5, 2);
+        strict.should_handle = sturdy::any_error;
+        sturdy::traffic_split split({split_arm("lenient", "m-a").with_weight(1).with_guard(error_guard(0.5, 2)),
+                                     split_arm("strict", "m-b").with_weight(1).with_guard(strict),
+                                     split_arm("unguarded", "m-c").with_weight(1)},
+                                    opts, fake.timing());
+        for (const auto* arm : {"lenient", "strict", "unguarded"})
+            b.failing.emplace(arm, error(error_kind::bad_request, "rejected", 400));
+        for (const auto* arm : {"lenient", "strict", "unguarded"}) {
+            for (int i = 0; i < 2; ++i) {
+                call c;
+                c.ctx.pinned_route = arm;
+                (void)split.execute(c.ctx, [&](sturdy::call_context& ctx) { return b(ctx); });
+            }
+        }
+        CHECK(rolled == std::vector<std::string>{"strict"});
+        CHECK(split.stats_for("lenient")->window_error_rate == 0.0);
+        CHECK(split.stats_for("unguarded")->window_error_rate == 0.0);  // the window figures count alike
+        CHECK(split.stats_for("lenient")->failures == 2);               // the totals count every failure
+    }
 }

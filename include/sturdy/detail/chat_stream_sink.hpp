@@ -47,9 +47,9 @@ public:
         std::size_t max_event_bytes;  ///< one line or event of a stream
     };
 
-    chat_stream_sink(call_context& ctx, int attempt_id, chunk_callback deliver, std::string_view secret,
-                     clock::time_point call_started, const sturdy::clock& clock, limits bounds)
-        : ctx_(ctx), attempt_id_(attempt_id), deliver_(deliver), secret_(secret), clock_(clock),
+    chat_stream_sink(call_context& ctx, int attempt_id, reply_observation& seen, chunk_callback deliver,
+                     std::string_view secret, clock::time_point call_started, const sturdy::clock& clock, limits bounds)
+        : ctx_(ctx), seen_(seen), attempt_id_(attempt_id), deliver_(deliver), secret_(secret), clock_(clock),
           call_started_(call_started), attempt_started_(steady::now()), last_event_(attempt_started_),
           measured_start_(clock.now()), max_stream_bytes_(bounds.max_body_bytes),
           body_(bounds.max_body_bytes, error_read_limit), parser_(bounds.max_event_bytes) {}
@@ -99,10 +99,9 @@ public:
         // connection ended after it: reset, or cut at the grace period after [DONE].
         if (!sent && !collecting_ && (done_ || accumulator_.finished())) sent = std::move(head_);
         if (!sent) return transport_failure(sent.error());
-        ctx_.last_reply.status = sent->status;
-        ctx_.last_reply.headers = std::move(sent->headers);
-        if (error_status())
-            return status_error(status_, ctx_.last_reply.headers, body_.body, secret_, clock_.wall_now());
+        seen_.status = sent->status;
+        seen_.headers = std::move(sent->headers);
+        if (error_status()) return status_error(status_, seen_.headers, body_.body, secret_, clock_.wall_now());
         if (!event_stream_) return from_plain_body();
         if (done_ || accumulator_.finished()) return succeed(false);
         return with_partial(error(error_kind::stream_truncated, "the stream ended before [DONE] and before a finish reason"));
@@ -159,9 +158,8 @@ private:
         }
         first_content_ = steady::now();
         measured_first_ = clock_.now();
-        ctx_.last_reply.delivered = true;
-        ctx_.last_reply.latency =
-            std::chrono::duration_cast<std::chrono::microseconds>(measured_first_ - measured_start_);
+        seen_.delivered = true;
+        seen_.latency = std::chrono::duration_cast<std::chrono::microseconds>(measured_first_ - measured_start_);
         for (const auto& held : held_)
             if (!deliver(held)) return false;
         held_.clear();
@@ -190,7 +188,7 @@ private:
             out.call.attempt_time_to_first_token =
                 std::chrono::duration_cast<std::chrono::microseconds>(measured_first_ - measured_start_);
         }
-        ctx_.last_reply.usage = out.usage;
+        seen_.usage = out.usage;
         return out;
     }
 
@@ -247,6 +245,7 @@ private:
     }
 
     call_context& ctx_;
+    reply_observation& seen_;
     int attempt_id_;
     chunk_callback deliver_;
     std::string_view secret_;

@@ -1,13 +1,14 @@
 #pragma once
-// What the routing policies (fallback.hpp, traffic_split.hpp) share: building a named route, and
-// the order in which a call may take the routes. (Each policy points the call's context at a
-// route when it starts that route's policy and puts the outer route back when the outcome
-// arrives: a scope cannot span a continuation.)
+// What the routing policies (fallback.hpp, traffic_split.hpp) share: building a named route,
+// refusing two of one name, and the order in which a call may take the routes. (Each policy
+// points the call's context at a route when it starts that route's policy and puts the outer
+// route back when the outcome arrives: a scope cannot span a continuation.)
 
 #include <sturdy/options.hpp>
 #include <sturdy/error.hpp>
 #include <sturdy/policy.hpp>
 #include <sturdy/result.hpp>
+#include <sturdy/detail/option_check.hpp>
 
 #include <cstddef>
 #include <memory>
@@ -37,6 +38,18 @@ std::size_t find_route(const Entries& entries, std::string_view name) {
     for (std::size_t i = 0; i < entries.size(); ++i)
         if (entries[i].route->name == name) return i;
     return static_cast<std::size_t>(-1);
+}
+
+/// Refuses two routes of one name among `entries`: a name is how a call pins or prefers a route,
+/// and how stats and per_route tell routes apart.
+template <class Entries>
+void require_distinct_names(const Entries& entries, std::string_view policy, std::string_view kind) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const std::string& name = entries[i].route->name;
+        if (find_route(entries, name) == i) continue;
+        require_option(false, policy, std::string(kind) + ".route.name",
+                       "must differ from the others': '" + name + "' names two");
+    }
 }
 
 /// The error for a call pinned to a route that the policy does not have.
