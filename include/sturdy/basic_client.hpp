@@ -26,6 +26,7 @@
 #include <cctype>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -262,16 +263,21 @@ private:
             state.note_outcome(failure);  // the call's own error is the last of its report, whoever made it
             auto report = std::make_shared<call_info>();
             report->request_id = failure.request_id();
-            fill_report(*report, state, started);
-            if (const chat_response* partial = failure.partial_response())
+            report->failed = true;
+            fill_report(*report, state, started, ctx.model);
+            if (const chat_response* partial = failure.partial_response()) {
+                report->usage = partial->usage;
                 add_cost(*report, partial->usage, partial->model, ctx.model, partial);
+            }
             report_call(ctx, *report);
             failure.set_call(std::move(report));
             return outcome;
         }
-        fill_report(outcome->call, state, started);
-        if constexpr (std::is_same_v<T, chat_response> || std::is_same_v<T, embedding_response>)
+        fill_report(outcome->call, state, started, ctx.model);
+        if constexpr (std::is_same_v<T, chat_response> || std::is_same_v<T, embedding_response>) {
+            outcome->call.usage = outcome->usage;
             add_cost(outcome->call, outcome->usage, outcome->model, ctx.model, nullptr);
+        }
         report_call(ctx, outcome->call);
         return outcome;
     }
@@ -297,7 +303,9 @@ private:
     }
 
     /// The call-level part of a report; the answering attempt filled in its own (request id, ttft).
-    void fill_report(call_info& info, const call_state& state, clock::time_point started) const {
+    /// Reads `info.failed`, which the caller sets first.
+    void fill_report(call_info& info, const call_state& state, clock::time_point started,
+                     std::string_view requested_model) const {
         info.attempts = state.attempts();
         info.latency = std::chrono::duration_cast<std::chrono::microseconds>(timing_.clock->now() - started);
         info.route = state.route_name();
@@ -305,6 +313,14 @@ private:
         info.hedges = state.hedges();
         info.errors = state.errors();
         info.attempt_log = state.attempt_log();
+        info.model = std::string(requested_model);
+        for (auto it = info.attempt_log.rbegin(); it != info.attempt_log.rend(); ++it) {
+            // The answering attempt; for a failed call, the last one on the call's last route.
+            if (it->route == info.route && (info.failed || !it->failure)) {
+                info.model = it->model;
+                break;
+            }
+        }
     }
 
     static void report_call(const call_context& ctx, const call_info& info) {
@@ -372,21 +388,43 @@ private:
         const int number = ctx.state->begin_attempt();
         auto seen = std::make_shared<reply_observation>();
         const auto started = timing_.clock->now();
-        result<T> out = send(ctx, number, *seen);
+        if (ctx.events) {
+            const event_source from = detail::source(ctx, "client");
+            ctx.events->on_attempt_start(from, attempt_start{number, from.route, ctx.effective_model()});
+        }
+        std::optional<result<T>> out;
+        try {
+            out.emplace(send(ctx, number, *seen));
+        } catch (...) {
+            // An exception (a stream callback's, say) still ends the attempt for the report and the
+            // sink, which pairs it with its start (metrics count what is in flight); then it goes on.
+            end_attempt(ctx, number, *seen, started, error(error_kind::cancelled, "an exception left the attempt"));
+            throw;
+        }
+        end_attempt(ctx, number, *seen, started, *out ? std::nullopt : std::optional<error>(out->error()));
+        out->set_observation(std::move(seen));
+        return std::move(*out);
+    }
+
+    /// Records an ended attempt in the call's report and tells the call's sink.
+    void end_attempt(call_context& ctx, int number, const reply_observation& seen, clock::time_point started,
+                     std::optional<error> failure) const {
         attempt_record record;
         record.number = number;
         if (ctx.route) record.route = ctx.route->name;
         record.model = std::string(ctx.effective_model());
-        record.status = seen->status;
-        record.latency = seen->latency.count() > 0
-                             ? seen->latency
+        record.status = seen.status;
+        record.latency = seen.latency.count() > 0
+                             ? seen.latency
                              : std::chrono::duration_cast<std::chrono::microseconds>(timing_.clock->now() - started);
-        if (seen->delivered) record.time_to_first_token = seen->latency;
-        if (!out) record.failure = out.error();
+        if (seen.delivered) {
+            record.time_to_first_token = seen.latency;
+            record.generation_time = seen.generation_time;
+        }
+        record.content_chunks = seen.content_chunks;
+        record.failure = std::move(failure);
         if (ctx.events) ctx.events->on_attempt(detail::source(ctx, "client"), record);
         ctx.state->note_attempt(std::move(record));
-        out.set_observation(std::move(seen));
-        return out;
     }
 
     template <class T>

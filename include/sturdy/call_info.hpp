@@ -4,10 +4,12 @@
 /// (`reply.call`), and so does the error a failed call ends with (`error.call()`).
 
 #include <sturdy/error.hpp>
+#include <sturdy/usage.hpp>
 
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sturdy {
@@ -27,8 +29,23 @@ struct attempt_record {
     std::chrono::microseconds latency{0};
     /// Streams: from this attempt's start to its first content, when it delivered some.
     std::optional<std::chrono::microseconds> time_to_first_token{};
+    /// Streams: the chunks it received that carry content (text, reasoning, a tool call, a refusal,
+    /// a finish reason), the first included; 0 for a reply that is not a stream.
+    int content_chunks = 0;
+    /// Streams: from its first content to its last content chunk, when it delivered some; with
+    /// `content_chunks`, the mean gap between chunks (inter-token latency) and its tokens per second.
+    std::optional<std::chrono::microseconds> generation_time{};
     /// What it failed with; empty for the attempt that answered.
     std::optional<error> failure{};
+};
+
+/// An attempt about to be sent (`event_sink::on_attempt_start`); its `attempt_record` follows
+/// when it ends, whatever its outcome.
+struct attempt_start {
+    /// As `attempt_record::number`, `route` and `model` of the record that follows.
+    int number = 0;
+    std::string_view route{};
+    std::string_view model{};
 };
 
 /// How a call went, beyond its payload.
@@ -54,11 +71,19 @@ struct call_info {
     int fallbacks = 0;
     /// Hedged attempts started beside the first.
     int hedges = 0;
+    /// The model the route that answered asked for (for a failed call, the last attempt's on
+    /// `route`): a route's own model where it has one; the request's when no attempt went there.
+    std::string model{};
+    /// The call failed: its error is the last of `errors`, and this report is its `error::call()`.
+    bool failed = false;
     /// Every error met on the way, oldest first, a policy's own refusals included; for a failed
     /// call, the last is the call's error.
     std::vector<error> errors{};
     /// Every attempt made, in the order each ended.
     std::vector<attempt_record> attempt_log{};
+    /// The tokens the reply used, as the server counted them (a failed stream: what it received);
+    /// unset when the server reported none, and for models().
+    std::optional<token_usage> usage{};
     /// What the tokens of the reply cost, in US dollars, by `client_options::prices`: for a failed
     /// call, of what its stream received (`error::partial_response()`'s usage). Unset when the
     /// tokens or the model's price are unknown, never a guess. Attempts that failed without

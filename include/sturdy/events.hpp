@@ -17,7 +17,11 @@
 /// long as the client; whoever sets `call_context::events` directly keeps the sink alive until the
 /// call and its branches (a shadow may end after the call returned on an event-driven executor) end.
 
+#include <algorithm>
+#include <memory>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sturdy {
 
@@ -31,6 +35,7 @@ struct fallback_skip_event;
 struct rollback_event;
 struct shadow_event;
 struct hedge_event;
+struct attempt_start;
 struct attempt_record;
 struct call_info;
 
@@ -67,6 +72,9 @@ public:
     virtual void on_shadow(const event_source&, const shadow_event&) {}
     /// hedging.hpp: a hedged attempt started.
     virtual void on_hedge(const event_source&, const hedge_event&) {}
+    /// The client: an attempt is about to be sent (call_info.hpp); its `on_attempt` always follows,
+    /// also when an exception leaves the attempt, so starts minus ends is what is in flight.
+    virtual void on_attempt_start(const event_source&, const attempt_start&) {}
     /// The client: an attempt ended (call_info.hpp), whatever its outcome.
     virtual void on_attempt(const event_source&, const attempt_record&) {}
     /// The client: a call ended; its report, as `reply.call` or `error.call()` carries it.
@@ -87,6 +95,7 @@ inline void deliver(event_sink& s, const event_source& f, const fallback_skip_ev
 inline void deliver(event_sink& s, const event_source& f, const rollback_event& e) { s.on_rollback(f, e); }
 inline void deliver(event_sink& s, const event_source& f, const shadow_event& e) { s.on_shadow(f, e); }
 inline void deliver(event_sink& s, const event_source& f, const hedge_event& e) { s.on_hedge(f, e); }
+inline void deliver(event_sink& s, const event_source& f, const attempt_start& e) { s.on_attempt_start(f, e); }
 inline void deliver(event_sink& s, const event_source& f, const attempt_record& e) { s.on_attempt(f, e); }
 inline void deliver(event_sink& s, const event_source& f, const call_info& e) { s.on_call(f, e); }
 
@@ -98,4 +107,40 @@ void emit(const Hook& hook, event_sink* sink, const event_source& source, const 
 }
 
 }  // namespace detail
+
+/// Passes every event on to several sinks, in the order given: how `sturdy::metrics` and a sink of
+/// your own both hear a client's events.
+///
+///     auto stats = std::make_shared<sturdy::metrics>();
+///     opts.events = std::make_shared<sturdy::event_fanout>(
+///         std::vector<std::shared_ptr<sturdy::event_sink>>{stats, std::make_shared<log_sink>()});
+class event_fanout : public event_sink {
+public:
+    /// Sinks to pass events to, in this order; null ones are left out.
+    explicit event_fanout(std::vector<std::shared_ptr<event_sink>> sinks) : sinks_(std::move(sinks)) {
+        sinks_.erase(std::remove(sinks_.begin(), sinks_.end(), nullptr), sinks_.end());
+    }
+
+    void on_retry(const event_source& f, const retry_event& e) override { each(f, e); }
+    void on_circuit_state(const event_source& f, const circuit_state_event& e) override { each(f, e); }
+    void on_circuit_rejected(const event_source& f, const circuit_rejection_event& e) override { each(f, e); }
+    void on_rate_limited(const event_source& f, const rate_limited_event& e) override { each(f, e); }
+    void on_bulkhead(const event_source& f, const bulkhead_event& e) override { each(f, e); }
+    void on_fallback(const event_source& f, const fallback_event& e) override { each(f, e); }
+    void on_fallback_skip(const event_source& f, const fallback_skip_event& e) override { each(f, e); }
+    void on_rollback(const event_source& f, const rollback_event& e) override { each(f, e); }
+    void on_shadow(const event_source& f, const shadow_event& e) override { each(f, e); }
+    void on_hedge(const event_source& f, const hedge_event& e) override { each(f, e); }
+    void on_attempt_start(const event_source& f, const attempt_start& e) override { each(f, e); }
+    void on_attempt(const event_source& f, const attempt_record& e) override { each(f, e); }
+    void on_call(const event_source& f, const call_info& e) override { each(f, e); }
+
+private:
+    template <class Event>
+    void each(const event_source& f, const Event& e) {
+        for (const auto& s : sinks_) detail::deliver(*s, f, e);
+    }
+    std::vector<std::shared_ptr<event_sink>> sinks_;
+};
+
 }  // namespace sturdy

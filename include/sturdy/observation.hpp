@@ -22,6 +22,10 @@ struct reply_observation {
     std::chrono::microseconds latency{0};
     /// Streams: this attempt won the commit gate and delivered content to the caller.
     bool delivered = false;
+    /// Streams: chunks carrying content, and the time from the first of them to the last
+    /// (`attempt_record::content_chunks`, `generation_time`).
+    int content_chunks = 0;
+    std::chrono::microseconds generation_time{0};
 };
 
 }  // namespace sturdy

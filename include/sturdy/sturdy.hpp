@@ -51,6 +51,7 @@
 #include <sturdy/fallback.hpp>
 #include <sturdy/traffic_split.hpp>
 #include <sturdy/hedging.hpp>
+#include <sturdy/metrics.hpp>
 
 #include <sturdy/basic_client.hpp>
 #include <sturdy/client.hpp>

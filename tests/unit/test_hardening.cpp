@@ -127,7 +127,8 @@ sink_run run_sink(const std::string& wire, std::size_t stop_at = 0) {
         run.delivered.emplace_back(c.content());
         return run.delivered.size() != stop_at;
     };
-    sturdy::detail::chat_stream_sink sink(ctx, state.begin_attempt(), deliver, "", steady_clock::now(),
+    sturdy::reply_observation seen;
+    sturdy::detail::chat_stream_sink sink(ctx, state.begin_attempt(), seen, deliver, "", steady_clock::now(),
                                           *sturdy::real_clock(), {std::size_t{1} << 20, std::size_t{1} << 16});
     sturdy::http_head head;
     head.status = 200;

@@ -811,12 +811,15 @@ TEST_CASE("hedging: options that make no sense are refused, naming the field", "
 
 TEST_CASE("hedging: a route without a name is named after its place", "[hedging]") {
     manual fake(0, manual_mode);
-    auto o = after(0ms);
+    auto o = after(50ms);  // the hedge starts once the first attempt is in: the script's order is known
     o.routes = {{"", nullptr, "m-backup"}};
     sturdy::hedging_policy h(o, fake.timing());
     script s({hang(), answer(2)});
     call c;
-    REQUIRE(h.execute(c.ctx, s));
+    auto running = start(h, c, s);
+    pass(fake, s, 50ms);
+    REQUIRE(running.get());
+    CHECK(s.of(1).route.empty());
     CHECK(s.of(2).route == "route 1");
     CHECK(c.state.route_name() == "route 1");
 }

@@ -139,16 +139,26 @@ private:
     // delivered: when the caller stops at a waiting chunk, the content behind it is neither
     // delivered nor in the reply.
     bool offer(chat_chunk chunk) {
+        const bool content = carries_content(chunk);
         if (!first_content_) {
-            if (!carries_content(chunk)) {
+            if (!content) {
                 accumulator_.add(chunk);
                 held_.push_back(std::move(chunk));
                 return true;
             }
             if (!commit()) return false;
         }
+        if (content) note_content();
         accumulator_.add(chunk);
         return deliver(chunk);
+    }
+
+    // The stream's pace, for inter-token latency and tokens per second: how many content chunks
+    // came, and when the last did after the first (on the injected clock, as the first token).
+    void note_content() {
+        if (seen_.content_chunks++ > 0)
+            seen_.generation_time =
+                std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - measured_first_);
     }
 
     bool commit() {
