@@ -12,6 +12,11 @@
 /// A full queue, or a wait that ends without a slot (max_wait or the call's deadline), is an
 /// `error_kind::rate_limited` error without a retry hint: when a slot frees depends on calls
 /// that are still running. Waiting stops when the call is cancelled.
+///
+/// Unlike a breaker's circuit, a limiter's windows and a retry budget's counts, a bulkhead's state
+/// has no place in a state store (sturdy/state_store.hpp): its queue holds the continuations of
+/// this process's waiting calls, which no other process could resume. So a bulkhead bounds the
+/// calls of one process, shared by its copies.
 
 #include <sturdy/cancellation.hpp>
 #include <sturdy/clock.hpp>

@@ -35,6 +35,7 @@
 #include <sturdy/policy_options.hpp>
 #include <sturdy/result.hpp>
 #include <sturdy/retry.hpp>
+#include <sturdy/state_store.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -115,7 +116,8 @@ struct circuit_rejection_event {
     const error& rejection;           ///< the circuit_open error the call fails with
 };
 
-/// What a breaker has counted since it was made (reset() does not clear these).
+/// What a breaker (with its copies) has counted since it was made (reset() does not clear these).
+/// Its own: breakers sharing a circuit through a store each count their own calls.
 struct circuit_stats {
     std::uint64_t successes = 0;      ///< outcomes counted as healthy (client errors included)
     std::uint64_t failures = 0;       ///< outcomes `should_handle` counted as failures
@@ -124,6 +126,8 @@ struct circuit_stats {
     std::uint64_t rejections = 0;     ///< calls refused without an attempt
     std::uint64_t times_opened = 0;   ///< transitions to open, probe failures included
 };
+
+struct circuit_breaker_state;
 
 /// Settings of a circuit breaker. The defaults are the common recipe: 3 consecutive failures
 /// open the circuit for 30 s.
@@ -178,15 +182,43 @@ struct circuit_breaker_options : policy_options {
     /// Never called under the breaker's lock, and maybe on another thread, which reports changes
     /// that happened at once in order. A call that made a change goes on only once its change
     /// was reported, waiting for a report of earlier changes running on another thread if need
-    /// be: so a hook or sink must not wait for another call through the same breaker.
+    /// be: so a hook or sink must not wait for another call through the same breaker. A breaker
+    /// reports the changes its own calls (and its copies' calls) made: one made through another
+    /// breaker sharing its circuit (`store`) reaches that breaker's hook and sinks.
     std::function<void(const circuit_state_event&)> on_state_change;
     /// Called for each refused call, on the caller's thread, then that call's event_sink.
     std::function<void(const circuit_rejection_event&)> on_rejected;
+    /// Where the circuit lives (sturdy/state_store.hpp), under the breaker's `name`: breakers of
+    /// one name on one store share one circuit, whichever client they are in, so that one's
+    /// failures open the other's. Null: a store of this breaker's own, shared by its copies alone.
+    std::shared_ptr<state_store<circuit_breaker_state>> store{};
+};
+
+/// What the breakers of one name share, kept in their store (`circuit_breaker_options::store`):
+/// where the circuit stands, and what it counts towards opening. A plain value. What a breaker
+/// reports (its hooks, its events, its stats) is not shared: each breaker reports what its own
+/// calls and copies did.
+struct circuit_breaker_state {
+    circuit_state state = circuit_state::closed;
+    /// Counts the circuit's periods: a call admitted in an earlier one says nothing about this one.
+    std::uint64_t generation = 0;
+    bool probe_out = false;  ///< half_open: the probe call is running
+    int consecutive = 0;     ///< consecutive_failures: failures in a row so far
+    /// failure_ratio: the period's outcomes. Its span is the options' window (a breaker's first
+    /// state is made from its options).
+    detail::outcome_window window{std::chrono::seconds(30)};
+    clock::time_point open_until{};  ///< open: when the break ends
+    backoff_state break_state;       ///< break_backoff: the breaks taken since the circuit last closed
+    std::string reason;              ///< why the circuit is open or isolated, for refusals
+    std::string cause;               ///< what() of the failure that opened it; empty: none did
 };
 
 namespace detail {
 
-/// A breaker's shared state: everything its copies see.
+/// A breaker's decisions on its shared state, and the report of the changes they make. Each
+/// decision is a step on the state in its store, which changes nothing else, since a store may
+/// run it again (sturdy/state_store.hpp); what it leads to (a refusal's event, a state change's
+/// report, the stats) happens after the step, from what its last run decided.
 class breaker_core {
 public:
     static constexpr std::string_view kind = "circuit_breaker";
@@ -199,7 +231,8 @@ public:
     };
 
     breaker_core(circuit_breaker_options options, sturdy::timing timing)
-        : options_(sanitized(std::move(options))), timing_(std::move(timing)), window_(options_.window) {}
+        : options_(sanitized(std::move(options))), timing_(std::move(timing)),
+          circuit_(options_.store, options_.name, first_state(options_)) {}
 
     const circuit_breaker_options& options() const noexcept { return options_; }
 
@@ -208,20 +241,26 @@ public:
         std::optional<error> refused;
         circuit_state seen{};
         ticket t;
+        const auto now = timing_.clock->now();
         try {
-            changing([&] {
-                const auto now = timing_.clock->now();
-                end_break_if_over(now, &ctx);
-                seen = state_;
-                if (state_ == circuit_state::closed || (state_ == circuit_state::half_open && !probe_out_)) {
-                    t.generation = generation_;
-                    t.probe = state_ == circuit_state::half_open;
-                    probe_out_ = probe_out_ || t.probe;
-                } else {
-                    ++stats_.rejections;
-                    refused = rejection(now);
-                }
-            });
+            changing(
+                &ctx,
+                [&](circuit_breaker_state& s, step& out) {
+                    refused.reset();
+                    t = ticket{};
+                    end_break_if_over(s, now, out);
+                    seen = s.state;
+                    if (s.state == circuit_state::closed || (s.state == circuit_state::half_open && !s.probe_out)) {
+                        t.generation = s.generation;
+                        t.probe = s.state == circuit_state::half_open;
+                        s.probe_out = s.probe_out || t.probe;
+                    } else {
+                        refused = rejection(s, now);
+                    }
+                },
+                [&] {
+                    if (refused) ++stats_.rejections;
+                });
         } catch (...) {
             if (!refused) abandon(t);  // a hook or sink that throws must not keep the probe's place
             throw;
@@ -231,39 +270,48 @@ public:
                  circuit_rejection_event{options_.name, ctx.op, ctx.effective_model(), seen, *refused});
             return *refused;
         }
-        t.started = timing_.clock->now();
+        t.started = timing_.clock->now();  // after the report: a hook's time is not the call's
         return t;
     }
 
     /// Counts the outcome of an admitted call, `ctx`'s: `failure` is its error, null when it succeeded.
     void record(const ticket& t, const error* failure, const call_context& ctx) {
-        const auto took = timing_.clock->now() - t.started;
-        // The predicates are user code: run them before taking the lock.
+        const auto now = timing_.clock->now();
+        const auto took = now - t.started;
+        // The predicates are user code: run them before the step.
         const bool counted_429 = failure && options_.count_rate_limit && failure->kind() == error_kind::rate_limit;
         const bool ignored = failure && !counted_429 && matches(options_.ignore_on, ignored_by_breaker, *failure);
         const bool failed = failure && !ignored && matches(options_.should_handle, is_transient, *failure);
         const bool slow = !ignored && options_.slow_call_threshold && ctx.op != operation::chat_stream &&
                           took > *options_.slow_call_threshold;
-        changing([&] {
-            count(ignored, failed, slow);
-            // A call admitted before the circuit last changed says nothing about its present period.
-            if (t.generation == generation_) apply(t, failure, ignored, failed, slow, ctx);
-        });
+        changing(
+            &ctx,
+            [&](circuit_breaker_state& s, step& out) {
+                // A call admitted before the circuit last changed says nothing about its present period.
+                if (t.generation == s.generation) apply(s, t, failure, ignored, failed, slow, now, out);
+            },
+            [&] { count(ignored, failed, slow); });
     }
 
     /// An admitted call ended without an outcome (the attempt threw): frees the probe's place.
     void abandon(const ticket& t) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (t.probe && t.generation == generation_) probe_out_ = false;
+        if (!t.probe) return;
+        circuit_.update([&](circuit_breaker_state& s) {
+            if (t.generation == s.generation) s.probe_out = false;
+        });
     }
 
     circuit_state state() {
-        circuit_state s{};
-        changing([&] {
-            end_break_if_over(timing_.clock->now(), nullptr);
-            s = state_;
-        });
-        return s;
+        circuit_state seen{};
+        const auto now = timing_.clock->now();
+        changing(
+            nullptr,
+            [&](circuit_breaker_state& s, step& out) {
+                end_break_if_over(s, now, out);
+                seen = s.state;
+            },
+            [] {});
+        return seen;
     }
 
     circuit_stats stats() const {
@@ -272,19 +320,38 @@ public:
     }
 
     void isolate() {
-        changing([&] {
-            if (state_ == circuit_state::isolated) return;
-            reason_ = "isolated by hand";
-            cause_.reset();
-            change(circuit_state::isolated, reason_, nullptr, clock::duration::zero(), nullptr);
-        });
+        changing(
+            nullptr,
+            [&](circuit_breaker_state& s, step& out) {
+                if (s.state == circuit_state::isolated) return;
+                s.reason = "isolated by hand";
+                s.cause.clear();
+                move_to(s, circuit_state::isolated, s.reason, nullptr, clock::duration::zero(), out);
+            },
+            [] {});
     }
 
     void reset() {
-        changing([&] { close("reset by hand", nullptr); });
+        changing(
+            nullptr, [&](circuit_breaker_state& s, step& out) { close(s, "reset by hand", out); }, [] {});
     }
 
 private:
+    /// The state change a step made, if any (a step makes one at most), and the random numbers it
+    /// drew, which a run of the step again sees again.
+    struct step {
+        explicit step(random_source& source) : random(source) {}
+
+        struct transition {
+            circuit_state from{}, to{};
+            std::string reason;
+            clock::duration pause{};
+            const error* cause = nullptr;  ///< the failure that made it: the caller's, alive until reported
+        };
+        std::optional<transition> changed;
+        replayed_random random;
+    };
+
     struct pending_change {
         std::uint64_t number;
         circuit_state from, to;
@@ -314,20 +381,34 @@ private:
         return named(std::move(o), kind);
     }
 
-    /// Runs `step` under the lock, then reports the state change it made, if any, outside it.
-    template <class Step>
-    void changing(Step&& step) {
-        std::uint64_t made = 0;  // the number of the step's change: a step makes one at most
+    static circuit_breaker_state first_state(const circuit_breaker_options& o) {
+        circuit_breaker_state s;
+        s.window = outcome_window(o.window);
+        return s;
+    }
+
+    /// Runs `decide(state, out)` as one step on the circuit, then, under the breaker's own lock,
+    /// `tally()` (its stats) and the queueing of the change the step made, with the sink and route
+    /// of the call `by` that made it; then reports that change outside every lock. The lock is held
+    /// across the store's step so that changes queue in the order they were made.
+    template <class Decide, class Tally>
+    void changing(const call_context* by, Decide&& decide, Tally&& tally) {
+        std::uint64_t made = 0;  // the number of the step's change, if it made one that is reported
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            const auto before = queued_;
-            step();
-            if (queued_ != before) made = queued_;
+            step out(*timing_.random);
+            circuit_.update([&](circuit_breaker_state& s) {
+                out.changed.reset();
+                out.random.rewind();
+                decide(s, out);
+            });
+            tally();
+            if (out.changed) made = queue(*out.changed, by);
         }
         report(made);
     }
 
-    // ---- all below run under mutex_ ----
+    // ---- under mutex_ ----
 
     void count(bool ignored, bool failed, bool slow) {
         if (ignored) ++stats_.ignored;
@@ -336,104 +417,111 @@ private:
         if (slow) ++stats_.slow_calls;
     }
 
+    /// Queues a change for report() when anyone will hear of it; returns its number, 0 if not.
+    std::uint64_t queue(const step::transition& c, const call_context* by) {
+        if (c.to == circuit_state::open) ++stats_.times_opened;
+        event_sink* const sink = by ? by->events : nullptr;
+        if (!options_.on_state_change && !sink) return 0;
+        pending_.push_back(pending_change{++queued_, c.from, c.to, c.reason,
+                                          c.cause ? std::optional<error>(*c.cause) : std::nullopt, c.pause, sink,
+                                          sink ? by->route : nullptr});
+        return queued_;
+    }
+
+    // ---- steps on the circuit: they change the state and `out` alone ----
+
     bool slow_counted_apart() const {
         return options_.trip == circuit_trip::failure_ratio && options_.slow_call_ratio.has_value();
     }
 
-    /// Counts the outcome of the call `by` in the circuit's present period. Below, `by` is the call
-    /// that makes a change, if one does: its sink hears of the change.
-    void apply(const ticket& t, const error* failure, bool ignored, bool failed, bool slow, const call_context& by) {
+    /// Counts the outcome of an admitted call in the circuit's present period.
+    void apply(circuit_breaker_state& s, const ticket& t, const error* failure, bool ignored, bool failed, bool slow,
+               clock::time_point now, step& out) const {
         if (ignored) {
-            if (t.probe) probe_out_ = false;  // the next call probes instead
+            if (t.probe) s.probe_out = false;  // the next call probes instead
             return;
         }
-        const auto now = timing_.clock->now();
         const bool bad = failed || (slow && !slow_counted_apart());
         if (t.probe) {
             if (failed)
-                open(now, "the probe failed", failure, &by);
+                open(s, now, "the probe failed", failure, out);
             else if (slow)
-                open(now, "the probe was slower than " + duration_text(*options_.slow_call_threshold), nullptr, &by);
+                open(s, now, "the probe was slower than " + duration_text(*options_.slow_call_threshold), nullptr, out);
             else
-                close("the probe succeeded", &by);
+                close(s, "the probe succeeded", out);
             return;
         }
         if (options_.trip == circuit_trip::consecutive_failures) {
             if (!bad) {
-                consecutive_ = 0;
-            } else if (++consecutive_ >= options_.failure_threshold) {
-                open(now,
-                     std::to_string(consecutive_) +
+                s.consecutive = 0;
+            } else if (++s.consecutive >= options_.failure_threshold) {
+                open(s, now,
+                     std::to_string(s.consecutive) +
                          (options_.slow_call_threshold ? " consecutive failed or slow calls" : " consecutive failures"),
-                     failed ? failure : nullptr, &by);
+                     failed ? failure : nullptr, out);
             }
             return;
         }
-        window_.record(now, bad, std::nullopt, slow);
-        const auto sums = window_.sums(now);
+        s.window.record(now, bad, std::nullopt, slow);
+        const auto sums = s.window.sums(now);
         if (sums.calls < static_cast<std::uint64_t>(options_.minimum_calls)) return;
         const auto of_calls = [&](std::uint64_t n, std::string_view what, double threshold) {
-            return std::to_string(n) + " of " + std::to_string(sums.calls) + " calls in the last " + duration_text(options_.window) + " " +
-                   std::string(what) + " (threshold " + std::to_string(std::lround(threshold * 100)) + "%)";
+            return std::to_string(n) + " of " + std::to_string(sums.calls) + " calls in the last " +
+                   duration_text(options_.window) + " " + std::string(what) + " (threshold " +
+                   std::to_string(std::lround(threshold * 100)) + "%)";
         };
         if (sums.failure_ratio() >= options_.failure_ratio) {
-            open(now,
+            open(s, now,
                  of_calls(sums.failures,
                           options_.slow_call_threshold && !slow_counted_apart() ? "failed or were slow" : "failed",
                           options_.failure_ratio),
-                 failed ? failure : nullptr, &by);
+                 failed ? failure : nullptr, out);
         } else if (slow_counted_apart() && sums.slow_ratio() >= *options_.slow_call_ratio) {
-            open(now,
+            open(s, now,
                  of_calls(sums.slow, "were slower than " + duration_text(*options_.slow_call_threshold),
                           *options_.slow_call_ratio),
-                 nullptr, &by);
+                 nullptr, out);
         }
     }
 
-    void end_break_if_over(clock::time_point now, const call_context* by) {
-        if (state_ != circuit_state::open || now < open_until_) return;
-        probe_out_ = false;
-        change(circuit_state::half_open, "the break is over", nullptr, clock::duration::zero(), by);
+    void end_break_if_over(circuit_breaker_state& s, clock::time_point now, step& out) const {
+        if (s.state != circuit_state::open || now < s.open_until) return;
+        s.probe_out = false;
+        move_to(s, circuit_state::half_open, "the break is over", nullptr, clock::duration::zero(), out);
     }
 
-    void open(clock::time_point now, std::string reason, const error* cause, const call_context* by) {
-        const auto pause = options_.break_backoff ? options_.break_backoff->next(break_state_, *timing_.random) : options_.break_duration;
-        open_until_ = now + pause;
-        ++stats_.times_opened;
-        reason_ = std::move(reason);
-        if (cause) cause_ = *cause;
-        else cause_.reset();
-        change(circuit_state::open, reason_, cause, pause, by);
+    void open(circuit_breaker_state& s, clock::time_point now, std::string reason, const error* cause,
+              step& out) const {
+        const auto pause =
+            options_.break_backoff ? options_.break_backoff->next(s.break_state, out.random) : options_.break_duration;
+        s.open_until = now + pause;
+        s.reason = std::move(reason);
+        s.cause = cause ? cause->what() : std::string();
+        move_to(s, circuit_state::open, s.reason, cause, pause, out);
     }
 
-    void close(std::string_view reason, const call_context* by) {
-        break_state_ = backoff_state{};
-        cause_.reset();
-        if (state_ != circuit_state::closed) {
-            change(circuit_state::closed, reason, nullptr, clock::duration::zero(), by);
+    void close(circuit_breaker_state& s, std::string_view reason, step& out) const {
+        s.break_state = backoff_state{};
+        s.cause.clear();
+        if (s.state != circuit_state::closed) {
+            move_to(s, circuit_state::closed, reason, nullptr, clock::duration::zero(), out);
             return;
         }
         // Already closed: forget the counts, and the calls in flight that would add to them.
-        ++generation_;
-        consecutive_ = 0;
-        window_.clear();
+        ++s.generation;
+        s.consecutive = 0;
+        s.window.clear();
     }
 
-    /// Moves to `to`: a new period of the circuit, whose outcomes alone count. The change is queued
-    /// for report() when anyone will hear of it.
-    void change(circuit_state to, std::string_view reason, const error* cause, clock::duration pause,
-                const call_context* by) {
-        const auto from = state_;
-        state_ = to;
-        ++generation_;
-        probe_out_ = false;
-        consecutive_ = 0;
-        window_.clear();
-        event_sink* const sink = by ? by->events : nullptr;
-        if (options_.on_state_change || sink)
-            pending_.push_back(pending_change{++queued_, from, to, std::string(reason),
-                                              cause ? std::optional<error>(*cause) : std::nullopt, pause, sink,
-                                              sink ? by->route : nullptr});
+    /// Moves to `to`: a new period of the circuit, whose outcomes alone count.
+    static void move_to(circuit_breaker_state& s, circuit_state to, std::string_view reason, const error* cause,
+                        clock::duration pause, step& out) {
+        out.changed = step::transition{s.state, to, std::string(reason), pause, cause};
+        s.state = to;
+        ++s.generation;
+        s.probe_out = false;
+        s.consecutive = 0;
+        s.window.clear();
     }
 
     /// "circuit breaker 'openai'", or "circuit breaker" for one named by its kind alone.
@@ -441,15 +529,14 @@ private:
         return options_.name == kind ? std::string("circuit breaker") : "circuit breaker '" + options_.name + "'";
     }
 
-    error rejection(clock::time_point now) const {
+    error rejection(const circuit_breaker_state& s, clock::time_point now) const {
         error_details d;
-        if (state_ == circuit_state::open) {
-            const auto left = open_until_ - now;
+        if (s.state == circuit_state::open) {
+            const auto left = s.open_until - now;
             d.retry_after = std::chrono::ceil<std::chrono::milliseconds>(left);
-            d.message = who() + " is open (" + reason_ +
-                        (cause_ ? std::string("; last: ") + cause_->what() : std::string()) + "); it half-opens in " +
-                        duration_text(left);
-        } else if (state_ == circuit_state::half_open) {
+            d.message = who() + " is open (" + s.reason + (s.cause.empty() ? std::string() : "; last: " + s.cause) +
+                        "); it half-opens in " + duration_text(left);
+        } else if (s.state == circuit_state::half_open) {
             d.retry_after = std::chrono::ceil<std::chrono::milliseconds>(options_.half_open_retry_after);
             d.message = who() + " is half-open and its probe call is still running; try again in " +
                         duration_text(options_.half_open_retry_after);
@@ -459,7 +546,7 @@ private:
         return error(error_kind::circuit_open, std::move(d));
     }
 
-    // ---- end of the locked part ----
+    // ---- the report of changes, outside the store ----
 
     /// Reports the queued changes, in order, the caller's own numbered `mine` among them (0: it
     /// made none, and has nothing to report): each to the hook, then to the sink of its call. Never
@@ -504,17 +591,9 @@ private:
 
     const circuit_breaker_options options_;
     const sturdy::timing timing_;
+    const stored_state<circuit_breaker_state> circuit_;
 
-    mutable std::mutex mutex_;
-    circuit_state state_ = circuit_state::closed;
-    std::uint64_t generation_ = 0;
-    bool probe_out_ = false;
-    int consecutive_ = 0;
-    outcome_window window_;
-    clock::time_point open_until_{};
-    backoff_state break_state_;
-    std::string reason_;          // why the circuit is open or isolated, for rejections
-    std::optional<error> cause_;  // the failure that opened it
+    mutable std::mutex mutex_;  // what this breaker and its copies report: stats and changes
     circuit_stats stats_;
     std::deque<pending_change> pending_;  // changes not yet reported, numbered in order
     std::uint64_t queued_ = 0;            // the number of the last change queued
@@ -527,7 +606,9 @@ private:
 }  // namespace detail
 
 /// A circuit breaker policy. Copies share one circuit, so keep a copy to watch or steer the one
-/// inside a client; use one breaker per backend you want to protect separately. Thread-safe.
+/// inside a client; use one breaker per backend you want to protect separately, or breakers of
+/// one name on one store (`circuit_breaker_options::store`) to share a circuit across clients.
+/// Thread-safe.
 class circuit_breaker : public blocking_form<circuit_breaker> {
 public:
     /// Throws std::invalid_argument for options that make no sense (a failure_threshold or

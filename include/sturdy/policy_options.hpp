@@ -27,7 +27,8 @@ using error_predicate = std::function<bool(const error&)>;
 
 /// The part of every policy's options that means the same in each.
 struct policy_options {
-    /// Names the policy in events, errors and stats. Empty: the policy's kind.
+    /// Names the policy in events, errors and stats, and keys its state in a store
+    /// (state_store.hpp). Empty: the policy's kind.
     std::string name{};
     /// Which failures the policy acts on. Empty: the policy's documented default.
     error_predicate should_handle{};

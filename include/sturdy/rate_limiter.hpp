@@ -22,7 +22,9 @@
 ///
 /// Inside, a decision core (`detail::rate_limit_core`) decides from the time it is given and never
 /// sleeps; the policy reads the clock, asks the core, and has the call's executor wait
-/// (`ctx.exec->after`) until the reservation's start.
+/// (`ctx.exec->after`) until the reservation's start. The windows are kept in a state store under
+/// the limiter's name (`rate_limiter_options::store`, sturdy/state_store.hpp), so that limiters of
+/// one name can share them across clients, and one day across processes.
 
 #include <sturdy/clock.hpp>
 #include <sturdy/error.hpp>
@@ -33,6 +35,7 @@
 #include <sturdy/detail/duration_text.hpp>
 #include <sturdy/detail/option_check.hpp>
 #include <sturdy/retry_after.hpp>
+#include <sturdy/state_store.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -42,7 +45,6 @@
 #include <functional>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -109,6 +111,8 @@ enum class oversized_request {
     alone_when_full,  ///< let it start once the window holds nothing else; later calls wait until it leaves the window
 };
 
+struct rate_limiter_state;
+
 /// Settings of a rate limiter. A zero limit is no limit; the defaults limit nothing.
 ///
 /// From policy_options: `name` (empty: "rate_limiter") names the limiter in errors and events.
@@ -145,6 +149,10 @@ struct rate_limiter_options : policy_options {
     /// Called when a call waits or is refused (outside the limiter's lock), then that call's
     /// event_sink.
     std::function<void(const rate_limited_event&)> on_rate_limited;
+    /// Where the windows live (sturdy/state_store.hpp), under the limiter's `name`: limiters of one
+    /// name on one store share their windows, whichever client they are in. Null: a store of this
+    /// limiter's own, shared by its copies alone.
+    std::shared_ptr<state_store<rate_limiter_state>> store{};
 };
 
 namespace detail {
@@ -318,14 +326,21 @@ private:
     clock::time_point claim_since_{};
 };
 
-/// What the copies of a limiter share: its two windows. Kept apart from the options and the
-/// decisions so that it can move (to a store shared between processes) without changing them.
-struct rate_limit_state {
-    rate_window requests, tokens;
+}  // namespace detail
 
-    rate_window& of(rate_limit_kind kind) { return kind == rate_limit_kind::requests ? requests : tokens; }
-    const rate_window& of(rate_limit_kind kind) const { return kind == rate_limit_kind::requests ? requests : tokens; }
+/// What the limiters of one name share, kept in their store (`rate_limiter_options::store`): the
+/// two windows. A plain value, apart from the options and the decisions, so that it can move to a
+/// store outside the process without changing them.
+struct rate_limiter_state {
+    detail::rate_window requests, tokens;
+
+    detail::rate_window& of(rate_limit_kind kind) { return kind == rate_limit_kind::requests ? requests : tokens; }
+    const detail::rate_window& of(rate_limit_kind kind) const {
+        return kind == rate_limit_kind::requests ? requests : tokens;
+    }
 };
+
+namespace detail {
 
 /// What a call asks of the limiter.
 struct rate_request {
@@ -356,7 +371,9 @@ struct rate_decision {
 };
 
 /// The limiter's decisions: given the shared state and the time, when a call may start, or why it
-/// may not; and what a reply changes. It reads no clock and never sleeps: whoever calls it waits.
+/// may not; and what a reply changes. It reads no clock, never sleeps and changes nothing but the
+/// state it is given, so that a store may run it again (sturdy/state_store.hpp): whoever calls it
+/// reads the time and waits.
 class rate_limit_core {
 public:
     /// Throws std::invalid_argument for options that make no sense.
@@ -365,8 +382,8 @@ public:
     const rate_limiter_options& options() const noexcept { return options_; }
 
     /// Empty windows of the configured sizes.
-    rate_limit_state fresh_state() const {
-        rate_limit_state s;
+    rate_limiter_state fresh_state() const {
+        rate_limiter_state s;
         if (options_.requests > 0) s.requests = rate_window(options_.requests, options_.request_burst, options_.period);
         if (options_.tokens > 0) s.tokens = rate_window(options_.tokens, options_.token_burst, options_.period);
         return s;
@@ -374,7 +391,7 @@ public:
 
     /// Reserves one request and the call's tokens at the earliest start both windows allow, or
     /// refuses the call, reserving nothing.
-    rate_decision reserve(rate_limit_state& s, const rate_request& call, clock::time_point now) const {
+    rate_decision reserve(rate_limiter_state& s, const rate_request& call, clock::time_point now) const {
         rate_decision d;
         if (s.tokens.limited() && call.tokens > s.tokens.cap() && options_.oversized == oversized_request::reject) {
             d.refused = rate_refusal::too_large;
@@ -401,7 +418,7 @@ public:
     }
 
     /// Takes back a reservation whose call never started (cancelled while waiting).
-    void give_back(rate_limit_state& s, const rate_reservation& r, clock::time_point now) const {
+    void give_back(rate_limiter_state& s, const rate_reservation& r, clock::time_point now) const {
         s.requests.adjust(r.start, -1, now);
         s.tokens.adjust(r.start, -r.tokens, now);
     }
@@ -409,7 +426,7 @@ public:
     /// After the attempt, from what it saw (`seen`, null when no attempt of a client made the
     /// outcome): the reply's usage, when it has one, replaces the reserved estimate; and with
     /// adapt_to_server, the server's headers and 429 lower the room left.
-    void settle(rate_limit_state& s, const rate_reservation& r, const reply_observation* seen, const error* failure,
+    void settle(rate_limiter_state& s, const rate_reservation& r, const reply_observation* seen, const error* failure,
                 clock::time_point now) const {
         if (r.tokens > 0 && seen && seen->usage) {
             // A server's absurd count must not overflow the log's sums.
@@ -481,8 +498,8 @@ public:
 
     /// The room left now: negative when callers are waiting for it, infinite without a limit.
     double available(rate_limit_kind kind) const {
-        std::lock_guard<std::mutex> lock(shared_->mutex);
-        return shared_->state.of(kind).room(shared_->timing.clock->now());
+        const auto now = shared_->timing.clock->now();
+        return shared_->state.read([&](const rate_limiter_state& s) { return s.of(kind).room(now); });
     }
 
     /// The tokens a call reserves before its attempt: the prompt estimate, plus for chat the
@@ -519,11 +536,11 @@ public:
 private:
     struct shared {
         shared(rate_limiter_options o, sturdy::timing t)
-            : core(std::move(o)), timing(std::move(t)), state(core.fresh_state()) {}
+            : core(std::move(o)), timing(std::move(t)),
+              state(core.options().store, core.options().name, core.fresh_state()) {}
         const detail::rate_limit_core core;
         const sturdy::timing timing;
-        std::mutex mutex;
-        detail::rate_limit_state state;
+        const detail::stored_state<rate_limiter_state> state;
     };
 
     /// Corrects the reservation by what the reply said, then hands the outcome on.
@@ -533,11 +550,11 @@ private:
         detail::rate_reservation reservation;
         Done done;
         void operator()(result<T> outcome) {
-            {
-                std::lock_guard<std::mutex> lock(limiter->mutex);
-                limiter->core.settle(limiter->state, reservation, outcome.observation(),
-                                     outcome ? nullptr : &outcome.error(), limiter->timing.clock->now());
-            }
+            const auto now = limiter->timing.clock->now();
+            const error* failure = outcome ? nullptr : &outcome.error();
+            limiter->state.update([&](rate_limiter_state& s) {
+                limiter->core.settle(s, reservation, outcome.observation(), failure, now);
+            });
             done(std::move(outcome));
         }
     };
@@ -554,10 +571,8 @@ private:
         /// The wait is over: `elapsed` false when the call was cancelled during it.
         void go(bool elapsed) {
             if (!elapsed) {
-                {
-                    std::lock_guard<std::mutex> lock(limiter->mutex);
-                    limiter->core.give_back(limiter->state, reservation, limiter->timing.clock->now());
-                }
+                const auto now = limiter->timing.clock->now();
+                limiter->state.update([&](rate_limiter_state& s) { limiter->core.give_back(s, reservation, now); });
                 return done(error(error_kind::cancelled,
                                   "cancelled while waiting for rate limiter '" + limiter->core.options().name + "'"));
             }
@@ -565,13 +580,16 @@ private:
         }
     };
 
-    /// Reads the time and the deadline under the lock, so that reservations follow arrival order.
+    /// Reservations follow the order of the store's steps: a window never reserves a start earlier
+    /// than one it holds, so a call that read the time a little before another one still waits
+    /// behind it when it comes second.
     detail::rate_decision decide(const call_context& ctx, std::int64_t tokens) const {
         detail::rate_request call{tokens, std::nullopt};
-        std::lock_guard<std::mutex> lock(shared_->mutex);
         const auto now = shared_->timing.clock->now();
         if (ctx.deadline.is_set()) call.time_left = ctx.deadline.remaining();
-        return shared_->core.reserve(shared_->state, call, now);
+        detail::rate_decision decision;
+        shared_->state.update([&](rate_limiter_state& s) { decision = shared_->core.reserve(s, call, now); });
+        return decision;
     }
 
     std::string describe(rate_limit_kind kind) const {

@@ -40,6 +40,7 @@
 #include <sturdy/pipeline.hpp>
 #include <sturdy/dynamic_pipeline.hpp>
 #include <sturdy/per_route.hpp>
+#include <sturdy/state_store.hpp>
 #include <sturdy/retry_after.hpp>
 #include <sturdy/backoff.hpp>
 #include <sturdy/retry.hpp>

@@ -9,7 +9,9 @@
 
 #include "support/catch.hpp"
 #include "support/gate.hpp"
+#include "support/rerunning_store.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -540,6 +542,139 @@ TEST_CASE("breaker: copies share one circuit", "[breaker]") {
     b.reset();
     CHECK(copy.state() == circuit_state::closed);
     CHECK(copy.stats().failures == 3);
+}
+
+// ---- state in a store (sturdy/state_store.hpp) ----
+
+namespace {
+
+using circuit_store = sturdy::state_store<sturdy::circuit_breaker_state>;
+
+sturdy::circuit_breaker_options stored_as(std::string name, std::shared_ptr<circuit_store> store) {
+    sturdy::circuit_breaker_options o;
+    o.name = std::move(name);
+    o.store = std::move(store);
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("breaker: breakers of one name on one store share one circuit: one's failures open the other's",
+          "[breaker][store]") {
+    caller c;
+    auto store = std::make_shared<sturdy::local_store<sturdy::circuit_breaker_state>>();
+    const auto a = c.breaker(stored_as("api", store));  // as two clients would hold them
+    const auto b = c.breaker(stored_as("api", store));
+    c.fail(a, 2);
+    c.fail(b);  // the third failure in a row, whichever breaker saw it
+    CHECK(a.state() == circuit_state::open);
+    CHECK(b.state() == circuit_state::open);
+    const auto refused = c(a);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind() == error_kind::circuit_open);
+    CHECK(mentions(refused.error().what(), "3 consecutive failures"));
+    CHECK(mentions(refused.error().what(), "internal_server [503]"));  // b's failure, told by a
+    CHECK(c.attempts == 3);
+
+    c.fake.advance(seconds(30));
+    CHECK(c(b).has_value());  // b's probe closes a's circuit too
+    CHECK(a.state() == circuit_state::closed);
+    a.isolate();
+    CHECK(c(b).error().kind() == error_kind::circuit_open);
+    b.reset();
+    CHECK(c(a).has_value());
+
+    // What each reports stays its own: its calls' counts.
+    CHECK(a.stats().failures == 2);
+    CHECK(b.stats().failures == 1);
+    CHECK(a.stats().rejections == 1);
+    CHECK(b.stats().rejections == 1);
+    CHECK(b.stats().times_opened == 1);
+    CHECK(a.stats().times_opened == 0);
+}
+
+TEST_CASE("breaker: different names on one store keep apart circuits; one name without a store is no bond",
+          "[breaker][store]") {
+    caller c;
+    auto store = std::make_shared<sturdy::local_store<sturdy::circuit_breaker_state>>();
+    const auto openai = c.breaker(stored_as("openai", store));
+    const auto kimi = c.breaker(stored_as("kimi", store));
+    const auto alone = c.breaker(stored_as("openai", nullptr));
+    c.fail(openai, 3);
+    CHECK(openai.state() == circuit_state::open);
+    CHECK(kimi.state() == circuit_state::closed);
+    CHECK(alone.state() == circuit_state::closed);
+    CHECK(c(kimi).has_value());
+    CHECK(c(alone).has_value());
+}
+
+namespace {
+
+/// What calls through breakers on `store` met, as text: outcomes, state changes, stats. Jittered
+/// breaks and a failure-ratio window make the breakers draw random numbers and count in windows.
+std::vector<std::string> breaker_story(const std::shared_ptr<circuit_store>& store) {
+    caller c;
+    std::vector<std::string> story;
+    const auto note = [&](const sturdy::result<int>& r) { story.push_back(r ? "ok" : std::string(r.error().what())); };
+    auto o = stored_as("jittered", store);
+    o.break_backoff = sturdy::backoff::full_jitter(seconds(10), seconds(60));
+    o.on_state_change = [&](const sturdy::circuit_state_event& e) {
+        story.push_back(std::string(e.name) + ": " + std::string(to_string(e.from)) + " -> " +
+                        std::string(to_string(e.to)) + " (" + std::string(e.reason) + ") for " +
+                        std::to_string(e.break_duration.count()));
+    };
+    auto ratio = ratio_options(0.5, 4);
+    ratio.name = "ratio";
+    ratio.store = store;
+    ratio.on_state_change = o.on_state_change;
+    const auto jittered = c.breaker(o);
+    const auto by_ratio = c.breaker(ratio);
+    const auto wait_out = [&](const sturdy::result<int>& refused) {
+        if (refused) return;
+        c.fake.advance(refused.error().retry_after().value_or(milliseconds(0)) + milliseconds(1));
+    };
+    for (int round = 0; round < 3; ++round) {
+        c.fail(jittered, 3);
+        auto refused = c(jittered);
+        note(refused);
+        wait_out(refused);
+        note(c(jittered, server_error));  // the probe fails: a longer, jittered break
+        refused = c(jittered);
+        note(refused);
+        wait_out(refused);
+        note(c(jittered));  // the probe succeeds
+        for (int i = 0; i < 4; ++i) note(c(by_ratio, i % 2 ? std::optional<error>() : server_error));
+        note(c(by_ratio));
+        c.fake.advance(seconds(31));
+        note(c(by_ratio));
+    }
+    jittered.isolate();
+    note(c(jittered));
+    jittered.reset();
+    const auto stats = [&](const char* who, const sturdy::circuit_breaker& b) {
+        const auto s = b.stats();
+        story.push_back(std::string(who) + ": " + std::to_string(s.successes) + " ok, " + std::to_string(s.failures) +
+                        " failed, " + std::to_string(s.rejections) + " refused, " + std::to_string(s.times_opened) +
+                        " opened");
+    };
+    stats("jittered", jittered);
+    stats("ratio", by_ratio);
+    return story;
+}
+
+}  // namespace
+
+TEST_CASE("breaker: a store that runs each change twice, as an optimistic one may, gets the same decisions",
+          "[breaker][store]") {
+    const auto once = breaker_story(std::make_shared<sturdy::local_store<sturdy::circuit_breaker_state>>());
+    const auto twice = breaker_story(std::make_shared<sturdy_test::rerunning_store<sturdy::circuit_breaker_state>>());
+    CHECK(twice == once);
+    // The story is one that could go wrong: jittered breaks of their own lengths, refusals and
+    // openings counted once each.
+    CHECK(std::count_if(once.begin(), once.end(),
+                        [](const std::string& line) { return mentions(line, "jittered: closed -> open"); }) == 3);
+    CHECK(std::count(once.begin(), once.end(), "jittered: 3 ok, 12 failed, 7 refused, 6 opened") == 1);
+    CHECK(std::count(once.begin(), once.end(), "ratio: 9 ok, 6 failed, 3 refused, 3 opened") == 1);
 }
 
 TEST_CASE("breaker: a call admitted before the circuit changed does not count", "[breaker]") {

@@ -8,6 +8,7 @@
 
 #include "support/catch.hpp"
 #include "support/observed.hpp"
+#include "support/rerunning_store.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -722,6 +723,122 @@ TEST_CASE("rate limiter: copies share their windows", "[rate_limiter]") {
     const sturdy::rate_limiter copy = limiter;
     for (int i = 0; i < 10; ++i) call(copy);
     CHECK(limiter.available(rate_limit_kind::requests) == Approx(50));
+}
+
+// ---- windows in a store (sturdy/state_store.hpp) ----
+
+namespace {
+
+using window_store = sturdy::state_store<sturdy::rate_limiter_state>;
+
+sturdy::rate_limiter stored_limiter(sturdy::testing::fake_clock& fake, std::string name,
+                                    std::shared_ptr<window_store> store, sturdy::rate_limiter_options o = {}) {
+    o.name = std::move(name);
+    o.store = std::move(store);
+    if (o.requests == 0) o.requests = 3;
+    o.max_wait = seconds(0);
+    return sturdy::rate_limiter(o, fake.timing());
+}
+
+}  // namespace
+
+TEST_CASE("rate limiter: limiters of one name on one store share their windows: one's starts fill the other's",
+          "[rate_limiter][store]") {
+    sturdy::testing::fake_clock fake(0, sturdy::testing::fake_clock::mode::manual);
+    auto store = std::make_shared<sturdy::local_store<sturdy::rate_limiter_state>>();
+    const auto a = stored_limiter(fake, "openai", store);  // as two clients would hold them
+    const auto b = stored_limiter(fake, "openai", store);
+    CHECK(call(a).has_value());
+    CHECK(call(a).has_value());
+    CHECK(b.available(rate_limit_kind::requests) == Approx(1));
+    CHECK(call(b).has_value());
+    const auto refused = call(a);  // the window is full, whoever filled it
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().kind() == error_kind::rate_limited);
+    CHECK(refused.error().retry_after() == minutes(1));
+    fake.advance(minutes(1));
+    CHECK(call(b).has_value());
+    CHECK(a.available(rate_limit_kind::requests) == Approx(2));
+}
+
+TEST_CASE("rate limiter: different names on one store keep apart windows; one name without a store is no bond",
+          "[rate_limiter][store]") {
+    sturdy::testing::fake_clock fake(0, sturdy::testing::fake_clock::mode::manual);
+    auto store = std::make_shared<sturdy::local_store<sturdy::rate_limiter_state>>();
+    const auto openai = stored_limiter(fake, "openai", store);
+    const auto kimi = stored_limiter(fake, "kimi", store);
+    const auto alone = stored_limiter(fake, "openai", nullptr);
+    for (int i = 0; i < 3; ++i) CHECK(call(openai).has_value());
+    CHECK_FALSE(call(openai).has_value());
+    CHECK(kimi.available(rate_limit_kind::requests) == Approx(3));
+    CHECK(alone.available(rate_limit_kind::requests) == Approx(3));
+    CHECK(call(kimi).has_value());
+    CHECK(call(alone).has_value());
+}
+
+namespace {
+
+/// What calls through a limiter on `store` met, as text: when each started, or why it was refused,
+/// and the room left; through waits, usage corrections, the server's headers and a 429.
+std::vector<std::string> limiter_story(const std::shared_ptr<window_store>& store) {
+    sturdy::testing::fake_clock fake;
+    sturdy::rate_limiter_options o;
+    o.name = "story";
+    o.store = store;
+    o.requests = 4;
+    o.tokens = 1000;
+    o.period = seconds(10);
+    o.max_wait = seconds(15);
+    o.adapt_to_server = true;
+    const sturdy::rate_limiter limiter(o, fake.timing());
+    const auto start = fake.now();
+    std::vector<std::string> story;
+    const auto attempt = [&](attempt_fn then) -> attempt_fn {
+        return [&fake, &story, start, then](sturdy::call_context& ctx) {
+            story.push_back("start at " + std::to_string(duration_cast<milliseconds>(fake.now() - start).count()));
+            return then(ctx);
+        };
+    };
+    const auto note = [&](const sturdy::result<int>& r) {
+        story.push_back((r ? std::string("ok") : std::string(r.error().what())) + "; room " +
+                        std::to_string(limiter.available(rate_limit_kind::requests)) + " / " +
+                        std::to_string(limiter.available(rate_limit_kind::tokens)));
+    };
+    const attempt_fn too_many = [](sturdy::call_context&) -> sturdy::result<int> {
+        sturdy::error_details d;
+        d.status = 429;
+        d.type = "tokens";
+        d.retry_after = seconds(3);
+        return sturdy::error(error_kind::rate_limit, std::move(d));
+    };
+    for (int round = 0; round < 2; ++round) {
+        for (int i = 0; i < 6; ++i) note(call(limiter, attempt(reporting_usage(100 + 10 * i)), prompt_of(150)));
+        note(call(limiter, attempt(ok), prompt_of(2000)));  // larger than the window: refused
+        note(call(
+            limiter,
+            attempt(replying_with({{"x-ratelimit-remaining-requests", "0"}, {"x-ratelimit-reset-requests", "2s"}})),
+            prompt_of(10)));
+        note(call(limiter, attempt(too_many), prompt_of(10)));
+        note(call(limiter, attempt(ok), prompt_of(10)));
+        fake.advance(seconds(4));
+    }
+    return story;
+}
+
+}  // namespace
+
+TEST_CASE("rate limiter: a store that runs each change twice, as an optimistic one may, gets the same decisions",
+          "[rate_limiter][store]") {
+    const auto once = limiter_story(std::make_shared<sturdy::local_store<sturdy::rate_limiter_state>>());
+    const auto twice = limiter_story(std::make_shared<sturdy_test::rerunning_store<sturdy::rate_limiter_state>>());
+    CHECK(twice == once);
+    // The story is one that could go wrong: calls wait for room, are refused, and the server's
+    // word holds them back.
+    CHECK(std::count(once.begin(), once.end(), "start at 10000") == 3);
+    CHECK(std::count(once.begin(), once.end(), "start at 12500") == 1);
+    CHECK(std::count(once.begin(), once.end(), "rate_limit [429]: (no message); room 0.000000 / 0.000000") == 2);
+    CHECK(std::count_if(once.begin(), once.end(),
+                        [](const std::string& line) { return mentions(line, "refused the call"); }) == 2);
 }
 
 TEST_CASE("rate limiter: works inside compose() and a dynamic_pipeline", "[rate_limiter]") {

@@ -4,6 +4,7 @@
 #include <sturdy/testing/fake_clock.hpp>
 
 #include "support/catch.hpp"
+#include "support/rerunning_store.hpp"
 
 #include <cmath>
 #include <deque>
@@ -390,6 +391,76 @@ TEST_CASE("retry budget: options that make no sense are refused, naming the fiel
         CHECK_THAT(refusal({ratio, 10, seconds(10)}), StartsWith("sturdy::retry_budget: ratio "));
     CHECK_THAT(refusal({0.2, -1, seconds(10)}), StartsWith("sturdy::retry_budget: min_retries "));
     CHECK_THAT(refusal({0.2, 10, seconds(0)}), StartsWith("sturdy::retry_budget: window "));
+}
+
+namespace {
+
+using budget_store = sturdy::state_store<sturdy::retry_budget_state>;
+
+sturdy::retry_budget stored_budget(sturdy::testing::fake_clock& fake, std::string name,
+                                   std::shared_ptr<budget_store> store) {
+    sturdy::retry_budget_options o;
+    o.ratio = 0.5;
+    o.min_retries = 1;
+    o.window = seconds(10);
+    o.name = std::move(name);
+    o.store = std::move(store);
+    return sturdy::retry_budget(o, fake.timing());
+}
+
+}  // namespace
+
+TEST_CASE("retry budget: budgets of one name on one store share their windows: one's calls count in the other's",
+          "[retry][budget][store]") {
+    sturdy::testing::fake_clock fake;
+    auto store = std::make_shared<sturdy::local_store<sturdy::retry_budget_state>>();
+    auto a = stored_budget(fake, "backend", store);  // as two clients would hold them
+    auto b = stored_budget(fake, "backend", store);
+    for (int i = 0; i < 4; ++i) a.record_call();
+    CHECK(b.available() == Approx(3.0));  // 1 + 0.5 * 4, from a's calls
+    CHECK(b.try_spend());
+    CHECK(b.try_spend());
+    CHECK(a.available() == Approx(1.0));
+    CHECK(a.try_spend());
+    CHECK_FALSE(b.try_spend());
+    CHECK(b.refused() == 1);
+    CHECK(a.refused() == 0);  // what a budget refused is its own count
+    fake.advance(seconds(11));
+    CHECK(a.available() == Approx(1.0));
+}
+
+TEST_CASE("retry budget: different names on one store keep apart windows; one name without a store is no bond",
+          "[retry][budget][store]") {
+    sturdy::testing::fake_clock fake;
+    auto store = std::make_shared<sturdy::local_store<sturdy::retry_budget_state>>();
+    auto a = stored_budget(fake, "backend", store);
+    auto other = stored_budget(fake, "other", store);
+    auto alone = stored_budget(fake, "backend", nullptr);
+    for (int i = 0; i < 4; ++i) a.record_call();
+    CHECK(a.try_spend());
+    CHECK(a.available() == Approx(2.0));
+    CHECK(other.available() == Approx(1.0));
+    CHECK(alone.available() == Approx(1.0));
+    CHECK(sturdy::retry_budget().options().name == "retry_budget");  // an empty name is the kind
+}
+
+TEST_CASE("retry budget: a store that runs each change twice, as an optimistic one may, gets the same decisions",
+          "[retry][budget][store]") {
+    const auto story = [](std::shared_ptr<budget_store> store) {
+        sturdy::testing::fake_clock fake;
+        auto budget = stored_budget(fake, "backend", std::move(store));
+        std::string spent;
+        for (int step = 0; step < 40; ++step) {
+            if (step % 3 == 0) budget.record_call();
+            spent += budget.try_spend() ? '+' : '-';
+            fake.advance(milliseconds(700));
+        }
+        return spent + " refused " + std::to_string(budget.refused());
+    };
+    const auto once = story(std::make_shared<sturdy::local_store<sturdy::retry_budget_state>>());
+    const auto twice = story(std::make_shared<sturdy_test::rerunning_store<sturdy::retry_budget_state>>());
+    CHECK(twice == once);
+    CHECK(once == "+--+-----+-----+--+----+-----+--+-----+- refused 31");
 }
 
 TEST_CASE("backoff: each strategy's formula", "[backoff]") {
