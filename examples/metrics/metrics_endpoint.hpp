@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -16,6 +17,15 @@
 
 /// The content type of the Prometheus text exposition format 0.0.4.
 inline constexpr const char* prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The value of the sample `line_start` (its name and labels, exactly) in a Prometheus page; -1
+/// when the page has none. What a program checking its own page, or a test scraping it, reads back.
+inline double prometheus_sample(const std::string& page, const std::string& line_start) {
+    std::istringstream lines(page);
+    for (std::string line; std::getline(lines, line);)
+        if (line.rfind(line_start + " ", 0) == 0) return std::stod(line.substr(line_start.size() + 1));
+    return -1;
+}
 
 /// Adds `GET /metrics` to `server`, answering with `stats` in the Prometheus text format.
 inline void serve_metrics(httplib::Server& server, std::shared_ptr<const sturdy::metrics> stats) {

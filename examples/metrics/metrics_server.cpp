@@ -37,14 +37,6 @@ struct failure_log : sturdy::event_sink {
     }
 };
 
-/// The value of the sample `line_start` (name and labels, exactly) in a Prometheus page; -1 if absent.
-double sample(const std::string& page, const std::string& line_start) {
-    std::istringstream lines(page);
-    for (std::string line; std::getline(lines, line);)
-        if (line.rfind(line_start + " ", 0) == 0) return std::stod(line.substr(line_start.size() + 1));
-    return -1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,13 +117,13 @@ int main(int argc, char** argv) {
     // The numbers are the calls made: 8 on demo-mini (9 attempts, one a 429), 2 on demo-large.
     const std::string mini = R"({route="",model="demo-mini")";
     const std::string big = R"({route="",model="demo-large")";
-    const bool ok = sample(page, "sturdy_requests_total" + mini + "}") == 8 &&
-                    sample(page, "sturdy_attempts_total" + mini + "}") == 9 &&
-                    sample(page, "sturdy_http_responses_total" + mini + ",status=\"429\"}") == 1 &&
-                    sample(page, "sturdy_time_to_first_token_seconds_count" + mini + "}") == 2 &&
-                    sample(page, "sturdy_cost_usd_total" + mini + "}") > 0 &&
-                    sample(page, "sturdy_request_failures_total" + big + ",kind=\"circuit_open\"}") >= 1 &&
-                    sample(page, "sturdy_circuit_state{policy=\"demo-large\"}") == 2;
+    const bool ok = prometheus_sample(page, "sturdy_requests_total" + mini + "}") == 8 &&
+                    prometheus_sample(page, "sturdy_attempts_total" + mini + "}") == 9 &&
+                    prometheus_sample(page, "sturdy_http_responses_total" + mini + ",status=\"429\"}") == 1 &&
+                    prometheus_sample(page, "sturdy_time_to_first_token_seconds_count" + mini + "}") == 2 &&
+                    prometheus_sample(page, "sturdy_cost_usd_total" + mini + "}") > 0 &&
+                    prometheus_sample(page, "sturdy_request_failures_total" + big + ",kind=\"circuit_open\"}") >= 1 &&
+                    prometheus_sample(page, "sturdy_circuit_state{policy=\"demo-large\"}") == 2;
     if (!ok) {
         std::cerr << "FAILED: /metrics does not show the calls made:\n" << page;
         return 1;

@@ -12,7 +12,6 @@
 
 #include <chrono>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -67,14 +66,6 @@ sturdy::chat_request streamed_hello() {
     sturdy::chat_request req{"m", {sturdy::chat_message::user("Hi")}};
     req.stream_options = sturdy::chat_stream_options{true, {}};
     return req;
-}
-
-/// The value of the sample that starts with `line_start` (name and labels); -1 when absent.
-double sample(const std::string& page, const std::string& line_start) {
-    std::istringstream lines(page);
-    for (std::string line; std::getline(lines, line);)
-        if (line.rfind(line_start + " ", 0) == 0) return std::stod(line.substr(line_start.size() + 1));
-    return -1;
 }
 
 }  // namespace
@@ -200,23 +191,23 @@ TEST_CASE("metrics: /metrics, served as examples/metrics does, is scraped over a
     CHECK(got->get_header_value("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
     const std::string& page = got->body;
     const std::string m = R"({route="",model="m")";
-    CHECK(sample(page, "sturdy_requests_total" + m + "}") == 4);
-    CHECK(sample(page, "sturdy_attempts_total" + m + "}") == 5);
-    CHECK(sample(page, "sturdy_request_failures_total" + m + ",kind=\"authentication\"}") == 1);
-    CHECK(sample(page, "sturdy_attempt_errors_total" + m + ",kind=\"rate_limit\"}") == 1);
-    CHECK(sample(page, "sturdy_http_responses_total" + m + ",status=\"200\"}") == 3);
-    CHECK(sample(page, "sturdy_http_responses_total" + m + ",status=\"429\"}") == 1);
-    CHECK(sample(page, "sturdy_http_responses_total" + m + ",status=\"401\"}") == 1);
-    CHECK(sample(page, "sturdy_prompt_tokens_total" + m + "}") == 5 + 5 + 4);
-    CHECK(sample(page, "sturdy_completion_tokens_total" + m + "}") == 2 + 2 + 30);
+    CHECK(prometheus_sample(page, "sturdy_requests_total" + m + "}") == 4);
+    CHECK(prometheus_sample(page, "sturdy_attempts_total" + m + "}") == 5);
+    CHECK(prometheus_sample(page, "sturdy_request_failures_total" + m + ",kind=\"authentication\"}") == 1);
+    CHECK(prometheus_sample(page, "sturdy_attempt_errors_total" + m + ",kind=\"rate_limit\"}") == 1);
+    CHECK(prometheus_sample(page, "sturdy_http_responses_total" + m + ",status=\"200\"}") == 3);
+    CHECK(prometheus_sample(page, "sturdy_http_responses_total" + m + ",status=\"429\"}") == 1);
+    CHECK(prometheus_sample(page, "sturdy_http_responses_total" + m + ",status=\"401\"}") == 1);
+    CHECK(prometheus_sample(page, "sturdy_prompt_tokens_total" + m + "}") == 5 + 5 + 4);
+    CHECK(prometheus_sample(page, "sturdy_completion_tokens_total" + m + "}") == 2 + 2 + 30);
     // (14 prompt tokens at $1 + 34 completion tokens at $2) per million.
-    CHECK(sample(page, "sturdy_cost_usd_total" + m + "}") == Approx(82e-6));
-    CHECK(sample(page, "sturdy_time_to_first_token_seconds_count" + m + "}") == 1);
-    CHECK(sample(page, "sturdy_inter_token_latency_seconds_count" + m + "}") == 1);
-    CHECK(sample(page, "sturdy_inter_token_latency_seconds" + m + ",quantile=\"0.5\"}") >= 0.06);
-    CHECK(sample(page, "sturdy_attempt_latency_seconds_count" + m + "}") == 5);
-    CHECK(sample(page, "sturdy_request_latency_seconds_count" + m + "}") == 4);
-    CHECK(sample(page, "sturdy_attempts_in_flight" + m + "}") == 0);
+    CHECK(prometheus_sample(page, "sturdy_cost_usd_total" + m + "}") == Approx(82e-6));
+    CHECK(prometheus_sample(page, "sturdy_time_to_first_token_seconds_count" + m + "}") == 1);
+    CHECK(prometheus_sample(page, "sturdy_inter_token_latency_seconds_count" + m + "}") == 1);
+    CHECK(prometheus_sample(page, "sturdy_inter_token_latency_seconds" + m + ",quantile=\"0.5\"}") >= 0.06);
+    CHECK(prometheus_sample(page, "sturdy_attempt_latency_seconds_count" + m + "}") == 5);
+    CHECK(prometheus_sample(page, "sturdy_request_latency_seconds_count" + m + "}") == 4);
+    CHECK(prometheus_sample(page, "sturdy_attempts_in_flight" + m + "}") == 0);
     CHECK(page.find("sk-metrics-secret-key") == std::string::npos);
     CHECK(scraper.Get("/other")->status == 404);
 }
