@@ -78,8 +78,9 @@ struct series_metrics {
     /// time from the first to the last over their number less one). Servers send about a token a chunk.
     metric_summary inter_token_latency;
     /// Per successful call that reported completion tokens: those tokens over the time spent
-    /// producing them, as `sturdy bench` computes it: a stream's time from its first content to its
-    /// last (one chunk alone gives no rate); an unstreamed reply's whole attempt.
+    /// producing them by the answering attempt: a stream's time from its first content chunk to its
+    /// last (one chunk alone gives no rate); an unstreamed reply's whole attempt. (`sturdy bench`
+    /// reports one rate over all its calls, each timed from its first token to the call's end.)
     metric_summary tokens_per_second;
 
     /// Tokens the calls' replies used (a failed stream: what it received), as the server counted.
